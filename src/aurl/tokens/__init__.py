@@ -1,0 +1,20 @@
+"""Score <-> token ids over the 774-token event vocabulary on a 32nd-note grid."""
+
+from aurl.tokens.decode import decode
+from aurl.tokens.encode import encode
+from aurl.tokens.grammar import GrammarState, count_invalid, is_valid
+from aurl.tokens.quantize import quantize
+from aurl.tokens.vocab import VOCAB_SIZE, VOCAB_VERSION, token_id, token_name
+
+__all__ = [
+    "VOCAB_SIZE",
+    "VOCAB_VERSION",
+    "GrammarState",
+    "count_invalid",
+    "decode",
+    "encode",
+    "is_valid",
+    "quantize",
+    "token_id",
+    "token_name",
+]
