@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aurl.tokens import decode, encode, vocab
-from aurl.tokens.grammar import GrammarState, count_invalid, is_valid
+from aurl.tokens.grammar import GrammarState, count_invalid, follow_matrix, is_valid, model_tables
 
 def _closing_token(state: GrammarState) -> int:
     """A token that brings a walk towards its end: end notes, move time on, and finish."""
@@ -57,6 +57,22 @@ def test_mask_agrees_with_allows_along_random_walks(data):
 def test_every_grammatical_sequence_reencodes_to_itself(ids):
     assert is_valid(ids)
     assert encode(decode(ids)).tolist() == ids
+
+
+@settings(max_examples=100, deadline=None)
+@given(grammatical_walks())
+def test_the_first_order_table_admits_every_grammatical_pair(ids):
+    follow = follow_matrix()
+    padded = [*ids, vocab.PAD]
+    assert all(follow[a, b] for a, b in zip(padded, padded[1:]))
+
+
+def test_the_first_order_table_rules_out_what_never_follows():
+    follow = follow_matrix()
+    shift_1, shift_128 = vocab.TIME_SHIFT.start, vocab.TIME_SHIFT.stop - 1
+    assert follow[shift_128, shift_1] and not follow[shift_1, shift_1]
+    assert not follow[vocab.VELOCITY.start, vocab.NOTE_OFF.start] and not follow[vocab.BOS, vocab.EOS]
+    assert model_tables()["forbidden"][[vocab.PAD, vocab.BOS, vocab.MASK]].all()
 
 
 def test_invalid_tokens_are_counted_and_skipped():

@@ -2,7 +2,7 @@
 
 from aurl.tokens.decode import decode
 from aurl.tokens.encode import encode
-from aurl.tokens.grammar import GrammarState, count_invalid, is_valid
+from aurl.tokens.grammar import GrammarState, count_invalid, is_valid, model_tables
 from aurl.tokens.quantize import quantize
 from aurl.tokens.vocab import VOCAB_SIZE, VOCAB_VERSION, token_id, token_name
 
@@ -14,6 +14,7 @@ __all__ = [
     "decode",
     "encode",
     "is_valid",
+    "model_tables",
     "quantize",
     "token_id",
     "token_name",

@@ -38,6 +38,22 @@ PREFIX_NEXT = {
     "Program": ("Velocity", "NoteOn"),
     "Velocity": ("NoteOn",),
 }
+# Which family may directly follow which, in some state: the first-order view of the grammar that
+# a model's constraint loss uses (a TimeShift follows a TimeShift only after TimeShift_128).
+FOLLOWS = {
+    "BOS": ("Bar",),
+    "Bar": ("TimeSig", "Tempo", "TimeShift", "Track", "Program", "Velocity", "NoteOn", "NoteOff"),
+    "TimeSig": ("Tempo", "TimeShift", "Track", "Program", "Velocity", "NoteOn", "NoteOff"),
+    "Tempo": ("TimeShift", "Track", "Program", "Velocity", "NoteOn", "NoteOff", "EOS"),
+    "TimeShift": ("Bar", "Tempo", "TimeShift", "Track", "Program", "Velocity", "NoteOn", "NoteOff"),
+    "Track": PREFIX_NEXT["Track"],
+    "Program": PREFIX_NEXT["Program"],
+    "Velocity": PREFIX_NEXT["Velocity"],
+    "NoteOn": ("TimeShift", "Track", "Program", "Velocity", "NoteOn"),
+    "NoteOff": ("TimeShift", "Track", "Program", "Velocity", "NoteOn", "NoteOff", "EOS"),
+    "EOS": ("PAD",),
+    "PAD": ("PAD",),
+}
 _NO_PREFIX = ""
 _HEADER_DONE = 3  # header stages: 0 wants Bar, 1 wants TimeSig, 2 wants Tempo, 3 done
 _FAMILY_NAMES = tuple(vocab.FAMILIES)
@@ -315,6 +331,37 @@ _MOVES = {
     "NoteOn": GrammarState._move_note_on,
     "NoteOff": GrammarState._move_note_off,
 }
+
+
+def _ids_of(name: str) -> np.ndarray:
+    if name in vocab.SPECIAL_NAMES:
+        return np.array([vocab.SPECIAL_NAMES.index(name)])
+    family = vocab.FAMILIES[name]
+    return np.arange(family.start, family.stop)
+
+
+def follow_matrix() -> np.ndarray:
+    """(V, V) bool: `follow[a, b]` is True when token b may directly follow token a in some state."""
+    follow = np.zeros((vocab.VOCAB_SIZE, vocab.VOCAB_SIZE), bool)
+    for first, nexts in FOLLOWS.items():
+        for second in nexts:
+            follow[np.ix_(_ids_of(first), _ids_of(second))] = True
+    shifts = _ids_of("TimeShift")
+    follow[np.ix_(shifts[:-1], shifts)] = False
+    return follow
+
+
+def model_tables() -> dict[str, np.ndarray]:
+    """What a model may know of the tokens, as arrays: the keyword arguments of models.TokenTable."""
+    forbidden = np.zeros(vocab.VOCAB_SIZE, bool)
+    forbidden[[vocab.PAD, vocab.BOS, vocab.MASK]] = True
+    return {
+        "time_advance": vocab.time_advance_table(),
+        "bar_start": vocab.bar_start_table(),
+        "bar_steps": vocab.bar_steps_table(),
+        "forbidden": forbidden,
+        "follow": follow_matrix(),
+    }
 
 
 def count_invalid(ids: Iterable[int]) -> int:
