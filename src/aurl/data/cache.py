@@ -19,9 +19,12 @@ unchanged file is found again without being read. An entry file is
 zlib over raw uint16 rather than `np.savez_compressed`: measured on the bundled chorales it writes
 an entry 2x and reads it 5x faster (0.10 vs 0.19 ms, 0.02 vs 0.13 ms) and is a third smaller (no zip
 directory); it can never hold a pickle, and its adler32 checksum catches a torn or corrupt file.
-Every file is written to a temporary name in its own folder, fsynced, then renamed over the
-target, so a crash leaves either the whole entry or none, and two runs writing the same entry at
-once both leave a complete one.
+Every file is written to a temporary name in its own folder, then renamed over the target, so a
+crashed process leaves either the whole entry or none, and two runs writing the same entry at once
+both leave a complete one. The manifest is also fsynced before its rename. Entries are not: an
+fsync per entry cost 0.36 ms of a 2.5 ms file on this machine, and an entry torn by a power cut
+fails its checksum when it is next looked up and is simply made again from the MIDI file (the
+cache holds nothing that is not derived from the user's files).
 """
 
 from __future__ import annotations
@@ -105,19 +108,19 @@ def entry_key(content: bytes, options: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
 
     The bytes go to a temporary file in the same folder (a rename is only atomic within one file
-    system), are fsynced, then renamed over `path`.
+    system), are fsynced when `durable`, then renamed over `path`. The folder must exist.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -168,6 +171,13 @@ class TokenCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._made_folders: set[Path] = set()  # one mkdir per shard folder, not one per entry
+
+    def _folder(self, path: Path) -> Path:
+        if path.parent not in self._made_folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_folders.add(path.parent)
+        return path
 
     def __repr__(self) -> str:
         return f"TokenCache({str(self.root)!r})"
@@ -186,7 +196,7 @@ class TokenCache:
         """Write an entry atomically and return its path; an existing entry is replaced."""
         path = self.entry_path(key)
         try:
-            write_atomic(path, pack_entry(tokens, metadata))
+            write_atomic(self._folder(path), pack_entry(tokens, metadata), durable=False)
         except OSError as error:
             raise DataError(f"cannot write cache entry {path}: {error.strerror or error}") from None
         return path
@@ -232,7 +242,7 @@ class TokenCache:
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace manifest.json atomically (two runs at once: the last to finish wins, whole)."""
         try:
-            write_atomic(self.manifest_path, manifest.model_dump_json(indent=1).encode())
+            write_atomic(self._folder(self.manifest_path), manifest.model_dump_json(indent=1).encode())
         except OSError as error:
             raise DataError(f"cannot write {self.manifest_path}: {error.strerror or error}") from None
 

@@ -173,10 +173,9 @@ def _run(
     if on_progress:
         on_progress(0, len(paths))
     if n_workers == 1:
+        cache = TokenCache(root)
         for path in paths:
-            _record(
-                outcomes, [process_file(path, cache_root=str(root), options=options)], len(paths), on_progress
-            )
+            _record(outcomes, [process_file(path, cache=cache, options=options)], len(paths), on_progress)
         return outcomes
     size = max(1, min(16, len(paths) // (n_workers * 8)))  # chunks amortise the inter-process traffic
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
@@ -221,15 +220,16 @@ def _record(
 
 def process_chunk(paths: list[str], cache_root: str, options: dict[str, Any]) -> list[_Outcome]:
     """`process_file` over several files: what one worker does per task."""
-    return [process_file(path, cache_root=cache_root, options=options) for path in paths]
+    cache = TokenCache(cache_root)
+    return [process_file(path, cache=cache, options=options) for path in paths]
 
 
-def process_file(path: str, *, cache_root: str, options: dict[str, Any]) -> _Outcome:
+def process_file(path: str, *, cache: TokenCache, options: dict[str, Any]) -> _Outcome:
     """Tokenise one file into the cache unless its entry exists; never raises for a bad file.
 
     Args:
         path: the MIDI file.
-        cache_root: the cache folder.
+        cache: the token cache to look the file up in and store it into.
         options: reader options; `sustain_pedal` is passed to the reader, all are part of the key.
     """
     try:
@@ -237,7 +237,6 @@ def process_file(path: str, *, cache_root: str, options: dict[str, Any]) -> _Out
             content = file.read(MAX_FILE_BYTES + 1)  # bounded: a 10 GB file named .mid is not read whole
     except OSError as error:
         return _Outcome(path, reason=f"cannot open the file: {error.strerror or error}")
-    cache = TokenCache(cache_root)
     key = entry_key(content, options)
     cached = cache.lookup(key)
     if cached is not None:
