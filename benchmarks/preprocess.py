@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -71,11 +70,11 @@ def run_aurl(folder: str, workers: int) -> dict:
 def measure(kind: str, folder: Path, workers: int) -> dict:
     """Run one measurement in a fresh process; add its peak RSS (children included, for workers)."""
     code = (
-        "import json, resource, sys; sys.path.insert(0, %r); import preprocess as b; "
-        "r = b.run_%s(%r%s); "
+        "import json, resource, sys; sys.path.insert(0, {!r}); import preprocess as b; "
+        "r = b.run_{}({!r}{}); "
         "r['rss_mb'] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024; print(json.dumps(r))"
-    ) % (str(Path(__file__).parent), kind, str(folder), f", {workers}" if kind == "aurl" else "")
+    ).format(str(Path(__file__).parent), kind, str(folder), f", {workers}" if kind == "aurl" else "")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -97,11 +96,16 @@ def main() -> None:
         print("miditok is not installed: measuring aurl alone (pip install miditok for the peer)")
         peers = []
     runs = [*peers, ("aurl, 1 worker", "aurl", 1), ("aurl, 2 workers", "aurl", 2)]
-    print(f"{'corpus':15} {'tool':17} {'files/s':>9} {'tokens/s':>11} {'peak RSS':>9} {'failed':>7} {'x peer':>7}")
+    print(
+        f"{'corpus':15} {'tool':17} {'files/s':>9} {'tokens/s':>11} "
+        f"{'peak RSS':>9} {'failed':>7} {'x peer':>7}"
+    )
     for corpus, folder in corpora.items():
         peer_rate = None
         for label, kind, workers in runs:
-            best = min((measure(kind, folder, workers) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+            best = min(
+                (measure(kind, folder, workers) for _ in range(args.repeat)), key=lambda r: r["seconds"]
+            )
             rate = best["files"] / best["seconds"]
             peer_rate = rate if kind == "miditok" else peer_rate
             ratio = f"{rate / peer_rate:.2f}" if peer_rate and kind != "miditok" else ""

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aurl.atomic import TEMP_SUFFIX
 from aurl.data.cache import (
-    TEMP_SUFFIX,
     CacheEntry,
     Manifest,
     RejectedFile,
@@ -20,7 +20,6 @@ from aurl.data.cache import (
     entry_key,
     pack_entry,
     unpack_entry,
-    write_atomic,
 )
 from aurl.errors import DataError
 from aurl.tokens.vocab import VOCAB_VERSION
@@ -107,30 +106,6 @@ def test_missing_and_corrupt_entries(tmp_path: Path) -> None:
 def test_bad_keys_are_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(DataError, match="32 lowercase hex digits"):
         TokenCache(tmp_path).load(key)
-
-
-def test_write_atomic_replaces_whole_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    target = tmp_path / "file.bin"
-    write_atomic(target, b"old")
-    write_atomic(target, b"new contents", durable=False)
-    assert target.read_bytes() == b"new contents"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
-
-
-def test_failed_write_keeps_the_old_file_and_cleans_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "file.bin"
-    write_atomic(target, b"old")
-
-    def crash(src: str, dst: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
-        write_atomic(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
 def test_store_turns_os_errors_into_data_error(tmp_path: Path) -> None:

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from strategies import scores, token_lists
 
 from aurl.errors import TokenizeError
 from aurl.midi.score import Score, TempoMap, TimeSignatureMap
 from aurl.tokens import decode, encode, is_valid, quantize, token_id, token_name
 from aurl.tokens.grammar import count_invalid
+from strategies import scores, token_lists
 
 
 def names(ids):
@@ -48,7 +48,9 @@ def test_decode_is_total_and_counts_what_it_skips(ids):
 
 def test_voices_sharing_a_pitch_keep_their_own_durations():
     # Alto and tenor sound C4 together; the alto lets go first. A stream keyed by pitch alone swaps them.
-    score = Score.from_notes(480, {"pitch": [60, 60], "onset": [0, 0], "duration": [480, 960], "track": [1, 2]})
+    score = Score.from_notes(
+        480, {"pitch": [60, 60], "onset": [0, 0], "duration": [480, 960], "track": [1, 2]}
+    )
     back = decode(encode(score))
     assert back.track.tolist() == [1, 2] and back.duration.tolist() == [480, 960]
 
@@ -78,7 +80,9 @@ def test_mid_bar_metre_change_starts_a_bar():
 
 
 def test_the_header_and_ending_of_a_piece():
-    score = Score.from_notes(480, {"pitch": [60], "onset": [0], "duration": [480]}, tempos=TempoMap([0], [90]))
+    score = Score.from_notes(
+        480, {"pitch": [60], "onset": [0], "duration": [480]}, tempos=TempoMap([0], [90])
+    )
     assert names(encode(score)) == [
         "BOS", "Bar", "TimeSig_4/4", "Tempo_89.9", "Program_0", "Velocity_62", "NoteOn_60",
         "TimeShift_8", "NoteOff_60", "EOS",
@@ -88,10 +92,19 @@ def test_the_header_and_ending_of_a_piece():
 
 def test_long_rests_use_the_largest_shifts_then_the_rest():
     score = Score.from_notes(
-        8, {"pitch": [60, 60], "onset": [0, 300], "duration": [1, 1]}, time_signatures=TimeSignatureMap([0], [16], [2])
+        8,
+        {"pitch": [60, 60], "onset": [0, 300], "duration": [1, 1]},
+        time_signatures=TimeSignatureMap([0], [16], [2]),
     )  # a 16/2 bar holds 256 steps, more than one shift can say
     tokens = names(encode(score))
-    assert tokens[7:13] == ["TimeShift_1", "NoteOff_60", "TimeShift_128", "TimeShift_127", "Bar", "TimeShift_44"]
+    assert tokens[7:13] == [
+        "TimeShift_1",
+        "NoteOff_60",
+        "TimeShift_128",
+        "TimeShift_127",
+        "Bar",
+        "TimeShift_44",
+    ]
     assert decode(encode(score)) == quantize(score)
 
 
@@ -113,7 +126,10 @@ def test_too_long_score_is_refused_clearly():
 
 
 def test_an_unfinished_sequence_closes_its_notes():
-    ids = [token_id(n) for n in ["BOS", "Bar", "TimeSig_4/4", "Tempo_120.0", "Program_0", "Velocity_62", "NoteOn_60"]]
+    ids = [
+        token_id(n)
+        for n in ["BOS", "Bar", "TimeSig_4/4", "Tempo_120.0", "Program_0", "Velocity_62", "NoteOn_60"]
+    ]
     score = decode(ids)
     assert score.n_notes == 1 and score.duration[0] == 60
     assert score.repairs == ("closed 1 notes still sounding where the tokens end",)
@@ -128,5 +144,5 @@ def test_chorales_round_trip_with_every_note(chorale_dir):
         back = decode(ids)
         assert back == quantize(score), path.name
         assert np.array_equal(encode(back), ids), path.name
-        voices = {(t, p, o) for t, p, o in zip(score.track, score.pitch, score.onset)}
+        voices = {(t, p, o) for t, p, o in zip(score.track, score.pitch, score.onset, strict=True)}
         assert back.n_notes == len(voices), path.name  # only exact unison doublings within a voice merge

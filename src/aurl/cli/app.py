@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from aurl import __version__
 from aurl.cli import preprocess
 from aurl.cli._output import PartialSuccess, configure, session
 from aurl.errors import AurlError, UsageError
+from aurl.version import __version__
 
 # Recent Typer vendors Click (typer._click), older Typer uses the click package; BadParameter is
 # public in both, and its bases are the ClickException and UsageError of whichever is in use.

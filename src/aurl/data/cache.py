@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import struct
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping
@@ -44,13 +42,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aurl.atomic import TEMP_SUFFIX, write_bytes
 from aurl.errors import DataError
 from aurl.tokens.vocab import VOCAB_SIZE, VOCAB_VERSION
 
 CACHE_FORMAT = "aurl-token-cache-v1"
 MANIFEST_NAME = "manifest.json"
 ENTRY_SUFFIX = ".tokz"
-TEMP_SUFFIX = ".tmp"
 _MAGIC = b"AURLTOK1"
 _HEADER = struct.Struct("<8sII")
 _KEY = re.compile(r"[0-9a-f]{32}")
@@ -106,25 +104,6 @@ def entry_key(content: bytes, options: Mapping[str, Any]) -> str:
     digest.update(prefix.encode() + b"\0")
     digest.update(content)
     return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
-
-    The bytes go to a temporary file in the same folder (a rename is only atomic within one file
-    system), are fsynced when `durable`, then renamed over `path`. The folder must exist.
-    """
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def pack_entry(tokens: np.ndarray, metadata: Mapping[str, Any]) -> bytes:
@@ -196,7 +175,7 @@ class TokenCache:
         """Write an entry atomically and return its path; an existing entry is replaced."""
         path = self.entry_path(key)
         try:
-            write_atomic(self._folder(path), pack_entry(tokens, metadata), durable=False)
+            write_bytes(self._folder(path), pack_entry(tokens, metadata), durable=False)
         except OSError as error:
             raise DataError(f"cannot write cache entry {path}: {error.strerror or error}") from None
         return path
@@ -242,7 +221,7 @@ class TokenCache:
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace manifest.json atomically (two runs at once: the last to finish wins, whole)."""
         try:
-            write_atomic(self._folder(self.manifest_path), manifest.model_dump_json(indent=1).encode())
+            write_bytes(self._folder(self.manifest_path), manifest.model_dump_json(indent=1).encode())
         except OSError as error:
             raise DataError(f"cannot write {self.manifest_path}: {error.strerror or error}") from None
 

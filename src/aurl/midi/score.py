@@ -150,7 +150,9 @@ class Score:
             raise ValueError(f"Score: ticks_per_beat must be positive, got {self.ticks_per_beat}")
         n_tracks = int(self.track.max()) + 1 if len(self.track) else 0
         if len(self.track_names) < n_tracks:
-            names = tuple(self.track_names) + tuple(f"Track {i}" for i in range(len(self.track_names), n_tracks))
+            names = tuple(self.track_names) + tuple(
+                f"Track {i}" for i in range(len(self.track_names), n_tracks)
+            )
             object.__setattr__(self, "track_names", names)
         object.__setattr__(self, "track_names", tuple(self.track_names))
         object.__setattr__(self, "repairs", tuple(self.repairs))

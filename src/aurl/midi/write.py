@@ -14,14 +14,13 @@ on one channel). Note events are encoded with numpy; the file is written atomica
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from aurl.atomic import write_bytes
 from aurl.errors import MidiError
 from aurl.midi.score import Score
 from aurl.midi.validate import validate
@@ -45,19 +44,9 @@ def write_midi(score: Score, path: str | os.PathLike[str], *, text: str | None =
     """
     path = Path(path)
     data = _encode(score, text, str(path))
-    temporary = None
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        write_bytes(path, data)
     except OSError as error:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
         raise MidiError(f"{path}: cannot write the file ({error.strerror or error})") from None
 
 

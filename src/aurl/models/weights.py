@@ -8,8 +8,6 @@ pickle: a file handed in by a user is only ever parsed as safetensors and JSON.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +15,7 @@ from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
+from aurl.atomic import atomic_path
 from aurl.config import ModelConfig
 from aurl.errors import CheckpointError
 from aurl.models.model import MusicTransformerVAEGAN
@@ -42,16 +41,8 @@ def save_weights(
         CONFIG_KEY: model.config.model_dump_json(),
         TABLE_KEY: json.dumps(model.table.scalars()),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_model(model, tmp, metadata=meta)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp), metadata=meta)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

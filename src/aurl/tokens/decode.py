@@ -58,7 +58,7 @@ class _Recorder:
 
     def close_all(self, state: GrammarState) -> int:
         tracks, pitches = np.nonzero(state.sounding)
-        for t, p in zip(tracks, pitches):
+        for t, p in zip(tracks, pitches, strict=True):
             self._close(int(t), int(p), state.step)
         return len(tracks)
 

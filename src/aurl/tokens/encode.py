@@ -35,7 +35,7 @@ def encode_grid(grid: Grid) -> np.ndarray:
     parts = [_bar_items(grid), _meta_items(grid), _note_items(grid)]
     steps = np.unique(np.concatenate([p[0] for p in parts]))
     parts.append(_shift_items(steps))
-    step, slot, order, tokens = (np.concatenate(column) for column in zip(*parts))
+    step, slot, order, tokens = (np.concatenate(column) for column in zip(*parts, strict=True))
     rows = tokens[np.lexsort((order, slot, step))].ravel()
     body = rows[rows >= 0]
     return np.concatenate([[vocab.BOS], body, [vocab.EOS]]).astype(np.uint16)
@@ -70,7 +70,7 @@ def _meta_items(grid: Grid) -> tuple[np.ndarray, ...]:
     tempo = _items(
         grid.tempo_step, _SLOT_TEMPO, np.zeros(len(grid.tempo_step)), vocab.TEMPO.start + grid.tempo_index
     )
-    return tuple(np.concatenate(pair) for pair in zip(ts, tempo))
+    return tuple(np.concatenate(pair) for pair in zip(ts, tempo, strict=True))
 
 
 def _changed_per_track(track: np.ndarray, value: np.ndarray) -> np.ndarray:

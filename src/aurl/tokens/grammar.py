@@ -161,11 +161,17 @@ class GrammarState:
 
     def _allows_track(self, value: int) -> bool:
         return (
-            self.prefix == _NO_PREFIX and value != self.track and (self._can_off(value) or self._can_on(value))
+            self.prefix == _NO_PREFIX
+            and value != self.track
+            and (self._can_off(value) or self._can_on(value))
         )
 
     def _allows_program(self, value: int) -> bool:
-        return self.prefix in (_NO_PREFIX, "Track") and value != self.program[self.track] and self._can_on(self.track)
+        return (
+            self.prefix in (_NO_PREFIX, "Track")
+            and value != self.program[self.track]
+            and self._can_on(self.track)
+        )
 
     def _allows_velocity(self, value: int) -> bool:
         return (
@@ -186,7 +192,11 @@ class GrammarState:
 
     def _allows_note_off(self, pitch: int) -> bool:
         t = self.track
-        return self.prefix in (_NO_PREFIX, "Track") and self.sounding[t, pitch] and self._order_ok(_OFF, t, pitch)
+        return (
+            self.prefix in (_NO_PREFIX, "Track")
+            and self.sounding[t, pitch]
+            and self._order_ok(_OFF, t, pitch)
+        )
 
     def mask(self) -> np.ndarray:
         """(V,) bool: the tokens that may come next; never all False before EOS."""
@@ -298,7 +308,12 @@ class GrammarState:
         delta = 1 if on else -1
         self.n_sounding[t] += delta
         self.total_sounding += delta
-        self.stage, self.last_track, self.last_pitch, self.prefix = (_ON if on else _OFF), t, pitch, _NO_PREFIX
+        self.stage, self.last_track, self.last_pitch, self.prefix = (
+            (_ON if on else _OFF),
+            t,
+            pitch,
+            _NO_PREFIX,
+        )
         self.notes_started |= on
 
     def _move_note_on(self, pitch: int) -> None:

@@ -90,7 +90,10 @@ def to_grid(score: Score) -> Grid:
         to_steps(score.tempos.ticks, tpq), vocab.tempo_index(score.tempos.bpm), vocab.DEFAULT_TEMPO_INDEX, end
     )
     ts_values = np.array(
-        [_ts_index(n, d) for n, d in zip(score.time_signatures.numerator, score.time_signatures.denominator)],
+        [
+            _ts_index(n, d)
+            for n, d in zip(score.time_signatures.numerator, score.time_signatures.denominator, strict=True)
+        ],
         np.int64,
     )
     ts_step, ts_index = _canonical_map(
@@ -161,7 +164,9 @@ def grid_to_score(grid: Grid) -> Score:
         track=grid.track,
         tempos=TempoMap(grid.tempo_step * TICKS_PER_STEP, vocab.TEMPO_BPM[grid.tempo_index]),
         time_signatures=TimeSignatureMap(
-            grid.ts_step * TICKS_PER_STEP, vocab.TS_NUMERATOR[grid.ts_index], vocab.TS_DENOMINATOR[grid.ts_index]
+            grid.ts_step * TICKS_PER_STEP,
+            vocab.TS_NUMERATOR[grid.ts_index],
+            vocab.TS_DENOMINATOR[grid.ts_index],
         ),
         key_signatures=KeySignatureMap(),
     )

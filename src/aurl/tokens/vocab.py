@@ -89,7 +89,18 @@ assert VOCAB_SIZE == 774, VOCAB_SIZE
 
 SPECIAL, BAR_FAMILY, TIME_SIG, TEMPO, TIME_SHIFT, TRACK, PROGRAM, VELOCITY, NOTE_ON, NOTE_OFF = (
     FAMILIES[name]
-    for name in ("Special", "Bar", "TimeSig", "Tempo", "TimeShift", "Track", "Program", "Velocity", "NoteOn", "NoteOff")
+    for name in (
+        "Special",
+        "Bar",
+        "TimeSig",
+        "Tempo",
+        "TimeShift",
+        "Track",
+        "Program",
+        "Velocity",
+        "NoteOn",
+        "NoteOff",
+    )
 )
 PAD: Final = 0
 BOS: Final = 1
@@ -112,9 +123,9 @@ DEFAULT_TEMPO_INDEX: Final = 2 * TEMPO_STEPS_PER_OCTAVE  # 120 bpm
 
 # Velocity bins: velocity v in 1..127 falls in bin (v - 1) * 32 // 127; each bin decodes to the
 # middle velocity of those that fall in it, so quantising twice changes nothing.
-VELOCITY_TO_BIN: Final = np.concatenate(
-    [[0], (np.arange(1, 128) - 1) * N_VELOCITY_BINS // 127]
-).astype(np.int16)
+VELOCITY_TO_BIN: Final = np.concatenate([[0], (np.arange(1, 128) - 1) * N_VELOCITY_BINS // 127]).astype(
+    np.int16
+)
 BIN_TO_VELOCITY: Final = np.array(
     [int(np.median(np.flatnonzero(VELOCITY_TO_BIN[1:] == b) + 1)) for b in range(N_VELOCITY_BINS)], np.int16
 )
@@ -164,7 +175,7 @@ def bar_steps_table() -> np.ndarray:
 
 def _names() -> tuple[str, ...]:
     names = list(SPECIAL_NAMES) + ["Bar"]
-    names += [f"TimeSig_{n}/{d}" for n, d in zip(TS_NUMERATOR, TS_DENOMINATOR)]
+    names += [f"TimeSig_{n}/{d}" for n, d in zip(TS_NUMERATOR, TS_DENOMINATOR, strict=True)]
     names += [f"Tempo_{bpm:.1f}" for bpm in TEMPO_BPM]
     names += [f"TimeShift_{k}" for k in range(1, MAX_SHIFT + 1)]
     names += [f"Track_{t}" for t in range(N_TRACKS)]

@@ -1,0 +1,55 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never a part of either.
+
+Every file aurl writes for a user (MIDI, weights, checkpoints, caches, reports) goes through here.
+The bytes go to a temporary file in the target's folder (a rename is atomic only within one file
+system), are fsynced, then renamed over the target; on any failure the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# mkstemp makes files only their owner can read; what aurl writes is as readable as any other file.
+FILE_MODE = 0o644
+TEMP_SUFFIX = ".tmp"  # temporary files are hidden: "." + the target's name + random + this
+
+
+@contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, durable: bool = True, suffix: str = TEMP_SUFFIX
+) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` when the block ends cleanly.
+
+    Args:
+        path: the file to (re)place; its folder must exist.
+        durable: fsync before the rename, so that a crash cannot leave an empty file behind.
+        suffix: the temporary file's suffix (some writers choose their format by it).
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        os.chmod(temp, FILE_MODE)
+        if durable:
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_path(path, durable=durable) as temp:
+        temp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    write_bytes(path, text.encode("utf-8"))
