@@ -6,6 +6,7 @@ Sections live in their own modules (midi.py, model.py, ...); settings.py compose
 """
 
 from aurl.config._base import SECTION, available_cores
+from aurl.config.data import DataConfig
 from aurl.config.midi import MidiConfig, PreprocessConfig
 from aurl.config.model import MODEL_PRESETS, AttentionKind, ModelConfig, ModelMode
 from aurl.config.settings import CONFIG_SUFFIXES, AurlSettings, describe_validation_error, load_settings
@@ -16,6 +17,7 @@ __all__ = [
     "SECTION",
     "AttentionKind",
     "AurlSettings",
+    "DataConfig",
     "MidiConfig",
     "ModelConfig",
     "ModelMode",

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from aurl import paths
+from aurl.config.data import DataConfig
 from aurl.config.midi import MidiConfig, PreprocessConfig
 from aurl.config.model import ModelConfig
 from aurl.errors import ConfigError
@@ -49,6 +50,9 @@ class AurlSettings(BaseSettings):
         default_factory=PreprocessConfig, description="Building the token cache."
     )
     model: ModelConfig = Field(default_factory=ModelConfig, description="The network and its losses.")
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="Training data, batches and augmentation."
+    )
 
     @classmethod
     def settings_customise_sources(
