@@ -9,6 +9,7 @@ from aurl.config._base import SECTION, available_cores
 from aurl.config.data import DataConfig
 from aurl.config.midi import MidiConfig, PreprocessConfig
 from aurl.config.model import MODEL_PRESETS, AttentionKind, ModelConfig, ModelMode
+from aurl.config.sample import SampleConfig
 from aurl.config.settings import CONFIG_SUFFIXES, AurlSettings, describe_validation_error, load_settings
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ModelConfig",
     "ModelMode",
     "PreprocessConfig",
+    "SampleConfig",
     "available_cores",
     "describe_validation_error",
     "load_settings",

@@ -28,6 +28,7 @@ from aurl import paths
 from aurl.config.data import DataConfig
 from aurl.config.midi import MidiConfig, PreprocessConfig
 from aurl.config.model import ModelConfig
+from aurl.config.sample import SampleConfig
 from aurl.errors import ConfigError
 
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
@@ -53,6 +54,7 @@ class AurlSettings(BaseSettings):
     data: DataConfig = Field(
         default_factory=DataConfig, description="Training data, batches and augmentation."
     )
+    sample: SampleConfig = Field(default_factory=SampleConfig, description="Sampling new music.")
 
     @classmethod
     def settings_customise_sources(

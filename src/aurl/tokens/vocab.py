@@ -24,6 +24,8 @@ from typing import Final
 
 import numpy as np
 
+from aurl.errors import CheckpointError
+
 VOCAB_VERSION: Final = "aurl-events-v1"
 STEPS_PER_BEAT: Final = 8  # a 32nd-note grid: a beat (quarter note) is 8 steps
 
@@ -218,3 +220,21 @@ def describe() -> dict[str, object]:
         "families": {f.name: {"start": f.start, "size": f.size} for f in FAMILIES.values()},
         "tokens": list(TOKEN_NAMES),
     }
+
+
+def check_vocab_version(found: str | None, source: object) -> None:
+    """Refuse a model file made for another vocabulary, or one that does not say which.
+
+    Args:
+        found: the 'vocab_version' its metadata records (None: not recorded).
+        source: the file, named in the message.
+
+    Raises:
+        CheckpointError: `found` is not this aurl's VOCAB_VERSION.
+    """
+    if found != VOCAB_VERSION:
+        said = f"was made for vocabulary {found!r}" if found else "does not record its vocabulary version"
+        raise CheckpointError(
+            f"model file '{source}' {said}, but this aurl uses {VOCAB_VERSION!r}; "
+            "use a model trained with this version of aurl"
+        )

@@ -1,0 +1,213 @@
+"""Sampling speed of aurl next to Hugging Face `generate`, at batch 1 and 16, on the CPU.
+
+Two pairs of models of the same size, with random weights (speed does not depend on them):
+- aurl's `small` preset (transformer mode, 3.4M parameters) and GPT-2 with 4 layers, width 256,
+  4 heads, vocabulary 774 and 4096 positions (4.4M, the peer measured in issue 5);
+- aurl's `full` preset (19.4M) and the 27.7M-parameter peer: GPT-2 with 8 layers, width 512, 8 heads.
+
+Both draw `--tokens` new tokens per row with the same sampling settings (temperature 1, top-k 50,
+top-p 0.95) and a KV cache; neither may stop early (HF: min_new_tokens; aurl: EOS masked, the
+grammar mask on as always). aurl runs through `aurl.sample.generate` with its default decoder
+(FastDecoder) in float32 and in half precision (float16 at batch 1, bfloat16 at batch 16, the faster
+of the two on a CPU at each size), and at batch 1 also through `TorchDecoder` (the model's own
+`step`); HF runs in float32 and in the same half precision. For aurl the share of time spent
+outside the model (grammar mask, constraints, processors, drawing) is reported too.
+
+Every configuration runs `--repeats` times, interleaved, and keeps its best time: the CPU may be
+shared. transformers lives outside the project's environment; from the repository root:
+
+    /work/venvs/bench/bin/python benchmarks/sample.py                 # about 10 minutes
+    /work/venvs/bench/bin/python benchmarks/sample.py --tokens 128 --repeats 1 --json out.json
+
+docs/sample.md holds the figures of the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+SETTINGS = {"temperature": 1.0, "top_k": 50, "top_p": 0.95}
+PAIRS = {"small": (4, 256, 4), "full": (8, 512, 8)}  # aurl preset -> GPT-2 layers, width, heads
+HALF = {1: torch.float16, 16: torch.bfloat16}
+
+
+def _aurl_model(preset: str):  # noqa: ANN202 - torch is imported by the caller
+    from aurl.models import MusicTransformerVAEGAN, TokenTable
+    from aurl.tokens import model_tables
+
+    torch.manual_seed(0)
+    return MusicTransformerVAEGAN.from_preset(preset, mode="transformer", table=TokenTable(**model_tables()))
+
+
+def _gpt2(layers: int, width: int, heads: int):  # noqa: ANN202
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=774, n_positions=4096, n_embd=width, n_layer=layers, n_head=heads,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )  # fmt: skip
+    return GPT2LMHeadModel(config).eval()
+
+
+class _NoEos:
+    """A logits processor that masks EOS, so that every row runs its full length."""
+
+    def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        from aurl.tokens import vocab
+
+        return logits.index_fill(-1, torch.tensor([vocab.EOS]), float("-inf"))
+
+
+class _Timed:
+    """A Decoder wrapper that counts generated tokens and the time spent inside the model."""
+
+    def __init__(self, decoder: Any) -> None:
+        self.inner, self.vocab_size = decoder, decoder.vocab_size
+        self.tokens, self.model_s = 0, 0.0
+
+    def start(self, batch: int, z: Any = None) -> Any:
+        return self.inner.start(batch, z)
+
+    def step(self, ids: torch.Tensor, cache: Any) -> Any:
+        began = time.perf_counter()
+        out = self.inner.step(ids, cache)
+        self.model_s += time.perf_counter() - began
+        self.tokens += ids.shape[0] if ids.shape[1] == 1 else 0
+        return out
+
+    def reorder(self, cache: Any, index: torch.Tensor) -> Any:
+        return self.inner.reorder(cache, index)
+
+
+def aurl_run(
+    preset: str, batch: int, tokens: int, decoder_kind: str, dtype: torch.dtype
+) -> Callable[[], dict]:
+    from aurl.sample import FastDecoder, TopK, TopP, TorchDecoder, generate
+
+    model = _aurl_model(preset)
+    decoder = FastDecoder(model, dtype=dtype) if decoder_kind == "fast" else TorchDecoder(model)
+    processors = [_NoEos(), TopK(SETTINGS["top_k"]), TopP(SETTINGS["top_p"])]
+
+    def run() -> dict:
+        timed = _Timed(decoder)
+        began = time.perf_counter()
+        generate(timed, num=batch, max_tokens=tokens, processors=processors, seed=0)
+        seconds = time.perf_counter() - began
+        generated = timed.tokens + batch  # the last step's tokens are drawn without another model call
+        return {"tokens": generated, "seconds": seconds, "outside_model": 1 - timed.model_s / seconds}
+
+    return run
+
+
+def hf_run(preset: str, batch: int, tokens: int, dtype: torch.dtype) -> Callable[[], dict]:
+    model = _gpt2(*PAIRS[preset]).to(dtype)
+    ids = torch.ones(batch, 1, dtype=torch.long)
+
+    def run() -> dict:
+        began = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, min_new_tokens=tokens,
+                do_sample=True, use_cache=True, **SETTINGS,
+            )  # fmt: skip
+        return {"tokens": batch * (out.shape[1] - 1), "seconds": time.perf_counter() - began}
+
+    return run
+
+
+def parameters(preset: str) -> tuple[int, int]:
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return count(_aurl_model(preset)), count(_gpt2(*PAIRS[preset]))
+
+
+def configurations(tokens: int) -> dict[str, Callable[[], Callable[[], dict]]]:
+    """name -> a builder of one measurement (built lazily, so only one model is in memory at a time)."""
+    out: dict[str, Callable[[], Callable[[], dict]]] = {}
+    for preset in PAIRS:
+        for batch in (1, 16):
+            half = HALF[batch]
+            label = str(half).removeprefix("torch.")
+            out[f"{preset} b{batch} aurl float32"] = lambda p=preset, b=batch: aurl_run(
+                p, b, tokens, "fast", torch.float32
+            )
+            out[f"{preset} b{batch} aurl {label}"] = lambda p=preset, b=batch, h=half: aurl_run(
+                p, b, tokens, "fast", h
+            )
+            if batch == 1:
+                out[f"{preset} b{batch} aurl model.step"] = lambda p=preset, b=batch: aurl_run(
+                    p, b, tokens, "torch", torch.float32
+                )
+            out[f"{preset} b{batch} hf float32"] = lambda p=preset, b=batch: hf_run(
+                p, b, tokens, torch.float32
+            )
+            out[f"{preset} b{batch} hf {label}"] = lambda p=preset, b=batch, h=half: hf_run(p, b, tokens, h)
+    return out
+
+
+def measure(tokens: int, repeats: int) -> dict[str, dict]:
+    builders = configurations(tokens)
+    best: dict[str, dict] = {}
+    for repeat in range(repeats):
+        for name, build in builders.items():
+            try:
+                run = build()
+                run()  # warm-up: first calls allocate and pick kernels
+                result = run()
+            except Exception as error:  # a half-precision path a library does not support on this CPU
+                best[name] = {"error": f"{type(error).__name__}: {str(error)[:120]}"}
+                continue
+            result["tokens_per_s"] = result["tokens"] / result["seconds"]
+            if name not in best or result["tokens_per_s"] > best[name].get("tokens_per_s", 0):
+                best[name] = result
+            print(f"[{repeat + 1}/{repeats}] {name:28s} {result['tokens_per_s']:9.1f} tokens/s", flush=True)
+    return best
+
+
+def report(best: dict[str, dict], args: argparse.Namespace) -> dict:
+    ratios = {}
+    for preset in PAIRS:
+        for batch in (1, 16):
+            label = str(HALF[batch]).removeprefix("torch.")
+            hf32 = best.get(f"{preset} b{batch} hf float32", {}).get("tokens_per_s")
+            hfh = best.get(f"{preset} b{batch} hf {label}", {}).get("tokens_per_s")
+            for variant in ("float32", label, "model.step"):
+                ours = best.get(f"{preset} b{batch} aurl {variant}", {}).get("tokens_per_s")
+                if ours and hf32:
+                    ratios[f"{preset} b{batch} aurl {variant} / hf float32"] = ours / hf32
+                if ours and hfh and variant == label:
+                    ratios[f"{preset} b{batch} aurl {variant} / hf {label}"] = ours / hfh
+    return {
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                    "torch": torch.__version__},
+        "settings": {**SETTINGS, "new_tokens": args.tokens, "repeats": args.repeats},
+        "parameters": {p: dict(zip(("aurl", "gpt2"), parameters(p), strict=True)) for p in PAIRS},
+        "results": best,
+        "ratios": ratios,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=512, help="new tokens per row")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per configuration (the best counts)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--json", help="write the report to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = report(measure(args.tokens, args.repeats), args)
+    print(json.dumps({"parameters": data["parameters"], "ratios": data["ratios"]}, indent=1))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

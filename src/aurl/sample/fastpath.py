@@ -1,0 +1,186 @@
+"""`FastDecoder`: the model's incremental step with a preallocated KV cache, for full attention.
+
+`TorchDecoder` calls `MusicTransformerVAEGAN.step`, which is written for every attention kind and
+grows its cache by concatenation; at batch 1 on a CPU its per-token cost is mostly the dispatch
+of many small operations and the copies of a growing cache. This decoder computes the same thing
+for full (causal) attention with fewer operations: keys and values go into buffers that double
+when full, rotary angles come from a table, and the model's weights are read as they are (or, with
+`dtype=torch.float16`, from half-precision copies: half the bytes per token, which is what bounds
+a bigger model at batch 1). tests/sample/test_fastpath.py checks that its logits equal the model's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from aurl.models import BeatState, Latent, MusicTransformerVAEGAN
+from aurl.models.positions import BeatFeatures, beat_features, rotate
+from aurl.models.transformer import Block
+from aurl.sample.decoder import _take, draw_prior
+
+_FIRST_CAPACITY = 256  # tokens a fresh cache holds before its first doubling
+
+
+@dataclass(frozen=True)
+class FastCache:
+    """Per-layer key and value buffers (B, H, capacity, dh), how many positions are filled, the beat
+    state after them and the latent."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    length: int
+    beat: BeatState | None
+    z: Latent | None
+
+
+class FastDecoder:
+    """`Decoder` (and `LatentDecoder` in vae modes) over a full-attention model, see the module docstring.
+
+    Args:
+        model: a model whose attention is "full"; put in eval mode.
+        device: where it runs (default: where its parameters are).
+        dtype: the matrices' precision: float32 (the model's own numbers) or float16 / bfloat16
+            (about half the time per token for large models on a CPU; logits then differ slightly).
+
+    Raises:
+        ValueError: the model uses windowed attention (use TorchDecoder).
+    """
+
+    def __init__(
+        self,
+        model: MusicTransformerVAEGAN,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if model.config.attention != "full":
+            raise ValueError(f"FastDecoder needs full attention; this model uses {model.config.attention}")
+        self.model = model.eval()
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model.to(self.device)
+        self.vocab_size = model.config.vocab_size
+        self.latent = model.config.mode != "transformer"
+        self.dtype = dtype
+        self.blocks = [b for b in model.decoder.blocks if isinstance(b, Block)]
+        first = self.blocks[0].attn
+        self.heads, self.head_dim = first.h, first.dh
+        self._weights = {name: w.detach().to(dtype) for name, w in self._matrices().items()}
+        self._angles = self._rotary(_FIRST_CAPACITY)
+        tables = model.table.tensors()
+        self._tables = {k: tables[k].to(self.device) for k in ("time_advance", "bar_start", "bar_steps")}
+
+    def _matrices(self) -> dict[str, Tensor]:
+        out = {"head": self.model.head.weight}
+        for i, block in enumerate(self.blocks):
+            out[f"{i}.qkv"], out[f"{i}.out"] = block.attn.qkv.weight, block.attn.out.weight
+            out[f"{i}.fc1"], out[f"{i}.fc2"] = block.ffn.fc1.weight, block.ffn.fc2.weight
+        return out
+
+    def _rotary(self, capacity: int) -> tuple[Tensor, Tensor]:
+        positions = torch.arange(capacity, device=self.device)
+        return self.blocks[0].attn.rotary.angles(positions)
+
+    def _linear(self, x: Tensor, name: str, bias: Tensor | None = None) -> Tensor:
+        w = self._weights[name]
+        if w.dtype == x.dtype:
+            return F.linear(x, w, bias)
+        out = F.linear(x.to(w.dtype), w).to(x.dtype)
+        return out if bias is None else out + bias
+
+    # --- the Decoder protocol ------------------------------------------------------------------------
+
+    def start(self, batch: int, z: Latent | None = None) -> FastCache:
+        if z is not None and z.piece.shape[0] != batch:
+            raise ValueError(f"z has {z.piece.shape[0]} rows for a batch of {batch}")
+        if self.latent and z is None:  # the prior mean, as the model's own step decodes without z
+            z = Latent.prior(self.model.config, batch, device=self.device).map(torch.zeros_like)
+        shape = (batch, self.heads, _FIRST_CAPACITY, self.head_dim)
+        empty = [torch.zeros(shape, device=self.device) for _ in self.blocks]
+        z = z.map(lambda t: t.to(self.device)) if z is not None else None
+        return FastCache(empty, [torch.zeros_like(k) for k in empty], 0, None, z)
+
+    def step(self, ids: Tensor, cache: FastCache) -> tuple[Tensor, FastCache]:
+        with torch.inference_mode():
+            return self._step(ids.to(self.device), cache)
+
+    def reorder(self, cache: FastCache, index: Tensor) -> FastCache:
+        with torch.inference_mode():
+            return _take(cache, index.to(self.device))  # every buffer, beat state and latent row
+
+    def encode(self, ids: Tensor) -> Latent:
+        with torch.inference_mode():
+            mu, _, _ = self.model.encode(ids.to(self.device))
+        return mu
+
+    def prior(self, generators: list[torch.Generator], n_bars: int, n_tokens: int) -> Latent:
+        return draw_prior(self.model.config, generators, n_bars, n_tokens, self.device)
+
+    # --- the computation -----------------------------------------------------------------------------
+
+    def _step(self, ids: Tensor, cache: FastCache) -> tuple[Tensor, FastCache]:
+        b, t = ids.shape
+        pos0, end = cache.length, cache.length + ids.shape[1]
+        cache = self._reserve(cache, end)
+        model = self.model
+        state = cache.beat or BeatState.start(b, model.table.default_bar_steps, self.device)
+        feats = beat_features(ids, self._tables, state)
+        x = model.embed(ids) + model.beat(feats)
+        cond = self._condition(cache.z, feats, pos0, t)
+        cos, sin = self._angles[0][pos0:end], self._angles[1][pos0:end]
+        mask = None if t == 1 else _causal(pos0, end, self.device)
+        for i, block in enumerate(self.blocks):
+            if cond is not None and block.skip is not None:
+                x = x + block.skip(cond)
+            x = x + self._attend(i, block, x, cache, pos0, end, cos, sin, mask)
+            h = F.layer_norm(x, (x.shape[-1],), block.norm2.weight, block.norm2.bias, block.norm2.eps)
+            h = F.gelu(self._linear(h, f"{i}.fc1", block.ffn.fc1.bias), approximate="tanh")
+            x = x + self._linear(h, f"{i}.fc2", block.ffn.fc2.bias)
+        norm = model.decoder.norm
+        x = F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps)
+        logits = self._linear(x, "head")
+        return logits, FastCache(cache.keys, cache.values, end, feats.last(), cache.z)
+
+    def _attend(
+        self, i: int, block: Block, x: Tensor, cache: FastCache, pos0: int, end: int,
+        cos: Tensor, sin: Tensor, mask: Tensor | None,
+    ) -> Tensor:  # fmt: skip
+        b, t, d = x.shape
+        n = block.norm1
+        h = F.layer_norm(x, (d,), n.weight, n.bias, n.eps)
+        q, k, v = self._linear(h, f"{i}.qkv").view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # (B, H, T, dh)
+        cache.keys[i][:, :, pos0:end] = k
+        cache.values[i][:, :, pos0:end] = v
+        out = F.scaled_dot_product_attention(
+            q, cache.keys[i][:, :, :end], cache.values[i][:, :, :end], attn_mask=mask
+        )
+        return self._linear(out.transpose(1, 2).reshape(b, t, d), f"{i}.out")
+
+    def _condition(self, z: Latent | None, feats: BeatFeatures, pos0: int, t: int) -> Tensor | None:
+        if z is None or self.model.condition is None:
+            return None
+        return self.model.condition(z, feats.bar, torch.arange(pos0, pos0 + t, device=self.device))
+
+    def _reserve(self, cache: FastCache, end: int) -> FastCache:
+        """The cache with buffers (and the rotary table) long enough for `end` positions."""
+        capacity = cache.keys[0].shape[2]
+        if end <= capacity:
+            return cache
+        grown = 2 ** math.ceil(math.log2(end))
+        if self._angles[0].shape[0] < grown:
+            self._angles = self._rotary(grown)
+
+        def grow(buffer: Tensor) -> Tensor:
+            return F.pad(buffer, (0, 0, 0, grown - capacity))
+
+        return FastCache([grow(k) for k in cache.keys], [grow(v) for v in cache.values], cache.length,
+                         cache.beat, cache.z)  # fmt: skip
+
+
+def _causal(pos0: int, end: int, device: torch.device) -> Tensor:
+    """(T, end) bool: new query i (at position pos0 + i) sees keys 0 .. pos0 + i."""
+    return torch.arange(end, device=device)[None, :] <= torch.arange(pos0, end, device=device)[:, None]
