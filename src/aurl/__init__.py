@@ -19,13 +19,27 @@ _EXPORTS = {
     "decode": "aurl.tokens",
     "preprocess": "aurl.data.preprocess",
     "load_settings": "aurl.config",
+    "analyze_file": "aurl.analyze",
+    "evaluate_sets": "aurl.evaluate",
 }
 
-__all__ = ["__version__", "decode", "encode", "load_settings", "preprocess", "read_midi", "write_midi"]
+__all__ = [
+    "__version__",
+    "analyze_file",
+    "decode",
+    "encode",
+    "evaluate_sets",
+    "load_settings",
+    "preprocess",
+    "read_midi",
+    "write_midi",
+]
 
 if TYPE_CHECKING:
+    from aurl.analyze import analyze_file
     from aurl.config import load_settings
     from aurl.data.preprocess import preprocess
+    from aurl.evaluate import evaluate_sets
     from aurl.midi import read_midi, write_midi
     from aurl.tokens import decode, encode
 

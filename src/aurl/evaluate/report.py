@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aurl.data.preprocess import find_midi_files
-from aurl.errors import AurlError, UsageError
+from aurl.errors import AurlError, DataError, UsageError
 from aurl.evaluate.distributions import (
     frechet_feature_distance,
     kl_divergence,
@@ -29,6 +31,7 @@ from aurl.evaluate.result import (
     EvaluateResult,
     FeatureComparison,
     FileMetrics,
+    LikelihoodResult,
     MemorisationResult,
     MemorisationSummary,
     RejectedFile,
@@ -36,7 +39,11 @@ from aurl.evaluate.result import (
 from aurl.midi import read_midi
 from aurl.midi.score import Score
 
+if TYPE_CHECKING:
+    from aurl.models import MusicTransformerVAEGAN
+
 ProgressCallback = Callable[[int, int], None]
+BUNDLED_REFERENCE = "the bundled Bach chorales, test split"
 
 
 def _number(x: float | None) -> float | None:
@@ -146,40 +153,95 @@ def _file_metrics(piece: _Piece, which: str, copied: Memorisation | None) -> Fil
     )
 
 
+def _reference_paths(reference: Sequence[str | Path] | None) -> tuple[list[Path], str]:
+    """The reference files and how the result names the set."""
+    if reference is None:
+        from aurl.data.corpus import bach_files
+
+        return bach_files("test"), BUNDLED_REFERENCE
+    return find_midi_files(reference), ", ".join(str(p) for p in reference)
+
+
+def _require_readable(
+    name: str, pieces: list[_Piece], paths: list[Path], rejected: list[RejectedFile]
+) -> None:
+    if pieces:
+        return
+    if not paths:
+        raise UsageError(f"no readable MIDI file in the {name} set; pass MIDI files or folders holding them")
+    first = next(r for r in rejected if Path(r.file) in set(paths))
+    raise DataError(
+        f"none of the {len(paths)} MIDI files in the {name} set could be read; the first: {first.reason}"
+    )
+
+
+def _likelihood(
+    pieces: list[_Piece],
+    loaded: tuple[MusicTransformerVAEGAN, Path],
+    max_context: int | None,
+    on_progress: ProgressCallback | None,
+) -> LikelihoodResult:
+    from aurl.evaluate.likelihood import DEFAULT_MAX_CONTEXT, score_likelihood
+
+    model, path = loaded
+    found = score_likelihood(
+        model,
+        [(p.file, p.score) for p in pieces],
+        max_context=max_context or DEFAULT_MAX_CONTEXT,
+        on_progress=on_progress,
+    )
+    return found.model_copy(update={"checkpoint": str(path)})
+
+
 def evaluate_sets(
     generated: Sequence[str | Path],
-    reference: Sequence[str | Path],
+    reference: Sequence[str | Path] | None = None,
     training: Sequence[str | Path] = (),
     window_bars: int = WINDOW_BARS,
     on_progress: ProgressCallback | None = None,
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    max_context: int | None = None,
 ) -> EvaluateResult:
     """Measure generated MIDI files against reference ones.
 
     Args:
-        generated, reference: MIDI files or folders (walked recursively).
+        generated, reference: MIDI files or folders (walked recursively). reference None: the
+            bundled Bach chorales' test split (40 files), named so in `result.reference`.
         training: more known music for the memorisation check only (e.g. the training set).
         window_bars: bars per memorisation window.
-        on_progress: called with (files read, files in all).
+        on_progress: called with (files read, files in all), then, with a checkpoint, with
+            (windows scored, windows in all) while the model scores the reference set.
+        checkpoint: a model file, a run folder or "bundled": adds the model's bits per token, per
+            note and per second on the reference set (`aurl.evaluate.likelihood`).
+        max_context: most tokens the model reads at once (default 2048); longer pieces go in windows.
     Returns:
-        Per-file metrics, per-feature set comparisons, the Fréchet feature distance and memorisation.
-        Unreadable files are listed in `rejected`, not raised.
+        Per-file metrics, per-feature set comparisons, the Fréchet feature distance, memorisation
+        and the likelihood. Unreadable files are listed in `rejected`, not raised.
     Raises:
-        UsageError: an input does not exist, either set has no readable file, or window_bars < 1.
+        UsageError: an input or the checkpoint does not exist, a set holds no MIDI file, or
+            window_bars < 1.
+        DataError: no file of a set could be read.
+        CheckpointError: the checkpoint cannot be used (broken, another vocabulary version).
     """
     if window_bars < 1:
         raise UsageError(f"memorisation window of {window_bars} bars is too short; use 1 or more (default 4)")
-    gen_paths, ref_paths = find_midi_files(generated), find_midi_files(reference)
+    gen_paths = find_midi_files(generated)
+    loaded = None
+    if checkpoint is not None:  # before the files are read, so a wrong checkpoint fails at once
+        from aurl.evaluate.likelihood import load_checkpoint
+
+        loaded = load_checkpoint(checkpoint)
+    ref_paths, reference_name = _reference_paths(reference)
     train_paths = find_midi_files(training) if training else []
     total = len(gen_paths) + len(ref_paths) + len(train_paths)
     rejected: list[RejectedFile] = []
     gen = _read_all(gen_paths, rejected, 0, total, on_progress)
     ref = _read_all(ref_paths, rejected, len(gen_paths), total, on_progress)
     extra = _read_all(train_paths, rejected, len(gen_paths) + len(ref_paths), total, on_progress)
-    for name, pieces in (("generated", gen), ("reference", ref)):
-        if not pieces:
-            raise UsageError(
-                f"no readable MIDI file in the {name} set; pass MIDI files or folders holding them"
-            )
+    _require_readable("generated", gen, gen_paths, rejected)
+    _require_readable("reference", ref, ref_paths, rejected)
+    likelihood = _likelihood(ref, loaded, max_context, on_progress) if loaded is not None else None
     known = ref + extra
     index = MemorisationIndex.build([p.score for p in known], [p.file for p in known], window_bars)
     copies = [memorisation(p.score, index) for p in gen]
@@ -202,4 +264,6 @@ def evaluate_sets(
             max_longest_span_bars=max((c.longest_span_bars for c in copies), default=0),
         ),
         rejected=rejected,
+        reference=reference_name,
+        likelihood=likelihood,
     )
