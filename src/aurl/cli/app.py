@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from aurl.cli import analyze, evaluate, preprocess
+from aurl.cli import analyze, evaluate, preprocess, resume, train
 from aurl.cli._output import PartialSuccess, configure, session
 from aurl.errors import AurlError, UsageError
 from aurl.version import __version__
@@ -138,6 +138,8 @@ def root(
 app.command("preprocess", help=preprocess.HELP, epilog=preprocess.EXAMPLE)(preprocess.preprocess_command)
 app.command("evaluate", help=evaluate.HELP, epilog=evaluate.EXAMPLE)(evaluate.evaluate_command)
 app.command("analyze", help=analyze.HELP, epilog=analyze.EXAMPLE)(analyze.analyze_command)
+app.command("train", help=train.HELP, epilog=train.EXAMPLE)(train.train_command)
+app.command("resume", help=resume.HELP, epilog=resume.EXAMPLE)(resume.resume_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from aurl.config.midi import MidiConfig, PreprocessConfig
 from aurl.config.model import MODEL_PRESETS, AttentionKind, ModelConfig, ModelMode
 from aurl.config.sample import SampleConfig
 from aurl.config.settings import CONFIG_SUFFIXES, AurlSettings, describe_validation_error, load_settings
+from aurl.config.train import TrainConfig
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -24,6 +25,7 @@ __all__ = [
     "ModelMode",
     "PreprocessConfig",
     "SampleConfig",
+    "TrainConfig",
     "available_cores",
     "describe_validation_error",
     "load_settings",

@@ -29,6 +29,7 @@ from aurl.config.data import DataConfig
 from aurl.config.midi import MidiConfig, PreprocessConfig
 from aurl.config.model import ModelConfig
 from aurl.config.sample import SampleConfig
+from aurl.config.train import TrainConfig
 from aurl.errors import ConfigError
 
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
@@ -53,6 +54,9 @@ class AurlSettings(BaseSettings):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The network and its losses.")
     data: DataConfig = Field(
         default_factory=DataConfig, description="Training data, batches and augmentation."
+    )
+    train: TrainConfig = Field(
+        default_factory=TrainConfig, description="Training: optimizer, checkpoints, monitoring."
     )
     sample: SampleConfig = Field(default_factory=SampleConfig, description="Sampling new music.")
 
