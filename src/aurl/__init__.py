@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from aurl.version import __version__
 
-# public name -> the module that defines it
+# public name -> the module that defines it. Functions named like a subpackage (train, sample)
+# stay in it (`from aurl.sample import sample`): here they would clash with `import aurl.sample`.
 _EXPORTS = {
     "read_midi": "aurl.midi",
     "write_midi": "aurl.midi",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "load_settings": "aurl.config",
     "analyze_file": "aurl.analyze",
     "evaluate_sets": "aurl.evaluate",
+    "export_model": "aurl.export",
 }
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "decode",
     "encode",
     "evaluate_sets",
+    "export_model",
     "load_settings",
     "preprocess",
     "read_midi",
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from aurl.config import load_settings
     from aurl.data.preprocess import preprocess
     from aurl.evaluate import evaluate_sets
+    from aurl.export import export_model
     from aurl.midi import read_midi, write_midi
     from aurl.tokens import decode, encode
 

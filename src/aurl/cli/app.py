@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from aurl.cli import analyze, evaluate, preprocess, resume, train
+from aurl.cli import analyze, evaluate, export, preprocess, resume, train
+from aurl.cli import sample as sample_cli
 from aurl.cli._output import PartialSuccess, configure, session
 from aurl.errors import AurlError, UsageError
 from aurl.version import __version__
@@ -136,8 +137,10 @@ def root(
 
 
 app.command("preprocess", help=preprocess.HELP, epilog=preprocess.EXAMPLE)(preprocess.preprocess_command)
+app.command("sample", help=sample_cli.HELP, epilog=sample_cli.EXAMPLE)(sample_cli.sample_command)
 app.command("evaluate", help=evaluate.HELP, epilog=evaluate.EXAMPLE)(evaluate.evaluate_command)
 app.command("analyze", help=analyze.HELP, epilog=analyze.EXAMPLE)(analyze.analyze_command)
+app.command("export", help=export.HELP, epilog=export.EXAMPLE)(export.export_command)
 app.command("train", help=train.HELP, epilog=train.EXAMPLE)(train.train_command)
 app.command("resume", help=resume.HELP, epilog=resume.EXAMPLE)(resume.resume_command)
 

@@ -1,0 +1,251 @@
+"""The decoder's incremental step as a traceable module: every piece of the KV cache is a tensor.
+
+`StepGraph` wraps a trained `MusicTransformerVAEGAN` and computes what `model.step` computes, with
+the cache spelled out as inputs and outputs (the layout of `StepLayout`) so that an ONNX runtime can
+sample token by token:
+
+    inputs   ids (B, T) int64, beat (B, 4) int64, [z_piece (B, Zg), z_bar (B, NB, Zb),
+             z_fine (B, NW, Zf) in vae modes], past_key.i / past_value.i (B, H, P, dh) per layer
+    outputs  logits (B, T, V), beat_out (B, 4), present_key.i / present_value.i (B, H, P + T, dh)
+
+The position of the first new token is P, the past length, so the runtime carries nothing but the
+tensors. `beat` holds the `BeatState` (time, bar, bar_time, bar_len in grid steps). It reuses the
+model's own modules (embeddings, projections, rotary angles, visibility rule, feed-forward, head);
+only the cache bookkeeping and a cummax-free beat computation (ONNX has no cumulative maximum) are
+written here, and `verify` checks the result against `model.step`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aurl.models import MusicTransformerVAEGAN
+from aurl.models.attention import Attention
+from aurl.models.positions import BeatFeatures, BeatState, rotate
+from aurl.models.transformer import Block
+from aurl.models.vae import Latent
+
+BEAT_FIELDS = ("time", "bar", "bar_time", "bar_len")
+Z_INPUTS = ("z_piece", "z_bar", "z_fine")
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    """Names and sizes of the exported step's inputs and outputs, stored as JSON in the file.
+
+    Attributes:
+        layers: decoder layers L (one past key and value input each).
+        heads, head_dim: H and dh of the cached keys and values.
+        vocab_size: V, the last axis of the logits.
+        attention: the attention kind; with "hierarchical" the cached keys are kept unrotated
+            (a runtime passes the cache back unchanged either way).
+        latent: (Zg, Zb, Zf) in vae modes, None in transformer mode (no z inputs).
+        start_beat: the `beat` row before the first token (time, bar, bar_time, bar_len).
+    """
+
+    layers: int
+    heads: int
+    head_dim: int
+    vocab_size: int
+    attention: str
+    latent: tuple[int, int, int] | None
+    start_beat: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, model: MusicTransformerVAEGAN) -> StepLayout:
+        """The layout of a model's step."""
+        c = model.config
+        latent = (c.latent_global, c.latent_bar, c.latent_fine) if model.latent else None
+        return cls(
+            c.decoder_layers, c.n_heads, c.d_model // c.n_heads, c.vocab_size, c.attention, latent,
+            (0, 0, 0, model.table.default_bar_steps),
+        )  # fmt: skip
+
+    @property
+    def past_names(self) -> list[str]:
+        return [f"past_{kind}.{i}" for i in range(self.layers) for kind in ("key", "value")]
+
+    @property
+    def present_names(self) -> list[str]:
+        return [f"present_{kind}.{i}" for i in range(self.layers) for kind in ("key", "value")]
+
+    @property
+    def input_names(self) -> list[str]:
+        return ["ids", "beat", *(Z_INPUTS if self.latent else ()), *self.past_names]
+
+    @property
+    def output_names(self) -> list[str]:
+        return ["logits", "beat_out", *self.present_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Batch, sequence, past, bars and windows axes of every input and output."""
+        axes: dict[str, dict[int, str]] = {
+            "ids": {0: "batch", 1: "sequence"},
+            "beat": {0: "batch"},
+            "logits": {0: "batch", 1: "sequence"},
+            "beat_out": {0: "batch"},
+            "z_piece": {0: "batch"},
+            "z_bar": {0: "batch", 1: "bars"},
+            "z_fine": {0: "batch", 1: "windows"},
+        }
+        axes.update({name: {0: "batch", 2: "past"} for name in self.past_names})
+        axes.update({name: {0: "batch", 2: "past_and_sequence"} for name in self.present_names})
+        return {name: value for name, value in axes.items() if name in self.input_names + self.output_names}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> StepLayout:
+        raw = json.loads(text)
+        latent = tuple(raw["latent"]) if raw["latent"] is not None else None
+        return cls(
+            int(raw["layers"]), int(raw["heads"]), int(raw["head_dim"]), int(raw["vocab_size"]),
+            str(raw["attention"]), latent, tuple(raw["start_beat"]),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+def last_where(flag: Tensor, value: Tensor, before: Tensor) -> Tensor:
+    """value at the latest position s <= t where flag is True, else `before`; (B, T) out.
+
+    A scatter-gather over segment numbers instead of `cummax`, which ONNX lacks: the k-th flagged
+    position writes its value to slot k, every position reads the slot of its segment.
+
+    Args:
+        flag: (B, T) bool.
+        value: (B, T) int64.
+        before: (B,) int64, what positions before the first flag read.
+    """
+    b, t = flag.shape
+    segment = torch.cumsum(flag.long(), dim=1)  # (B, T): flags seen so far
+    # Unflagged positions all write to one spare slot past the end, which nobody reads.
+    slot = torch.where(flag, segment, torch.full_like(segment, t + 1))
+    slots = torch.zeros(b, t + 2, dtype=value.dtype, device=value.device).scatter(1, slot, value)
+    table = torch.cat([before[:, None], slots[:, 1:]], dim=1)
+    return table.gather(1, segment)
+
+
+def beat_features(ids: Tensor, tables: dict[str, Tensor], state: BeatState) -> BeatFeatures:
+    """`aurl.models.positions.beat_features` without cummax (same results; tested against it).
+
+    The model's version takes the running maximum of bar-line times; as time never decreases, that
+    is the time of the latest bar line, which `last_where` finds.
+    """
+    time = state.time[:, None] + torch.cumsum(tables["time_advance"][ids], dim=1)  # (B, T)
+    is_bar = tables["bar_start"][ids]
+    bar = state.bar[:, None] + torch.cumsum(is_bar.long(), dim=1)
+    bar_time = last_where(is_bar, time, state.bar_time)
+    steps = tables["bar_steps"][ids]
+    bar_len = last_where(steps > 0, steps, state.bar_len)
+    return BeatFeatures(time, bar, time - bar_time, bar_len)
+
+
+class StepGraph(nn.Module):
+    """`model.step` with a tensor-only cache (see the module docstring for the layout).
+
+    Args:
+        model: the model to export, in eval mode. Every attention kind works on an untrimmed cache:
+            the sliding window becomes a mask over it, and hierarchical attention keeps its keys
+            unrotated and recomputes the block summaries from them (`_hierarchical`).
+    """
+
+    def __init__(self, model: MusicTransformerVAEGAN) -> None:
+        super().__init__()
+        self.model = model
+        self.layout = StepLayout.of(model)
+
+    def forward(self, ids: Tensor, beat: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+        """Logits (B, T, V), the next beat row (B, 4) and the grown keys and values per layer."""
+        m = self.model
+        n_z = 3 if self.layout.latent else 0
+        z_parts, past = rest[:n_z], rest[n_z:]
+        pos0 = past[0].shape[2]
+        state = BeatState(beat[:, 0], beat[:, 1], beat[:, 2], beat[:, 3])
+        feats = beat_features(ids, m._tables(), state)
+        positions = torch.arange(ids.shape[1], device=ids.device) + pos0
+        x = m.embed(ids) + m.beat(feats)
+        cond = None
+        if m.condition is not None:
+            piece, bars, fine = z_parts
+            z = Latent(piece, bars, fine, _rows(bars), _rows(fine))
+            cond = m.condition(z, feats.bar, positions)
+        present: list[Tensor] = []
+        for i, block in enumerate(m.decoder.blocks):
+            assert isinstance(block, Block)
+            x, k, v = _block_step(block, x, cond, past[2 * i], past[2 * i + 1], positions)
+            present += [k, v]
+        logits = m.head(m.decoder.norm(x))
+        last = feats.last()
+        beat_out = torch.stack([last.time, last.bar, last.bar_time, last.bar_len], dim=1)
+        return (logits, beat_out, *present)
+
+
+def _rows(level: Tensor) -> Tensor:
+    """(B, N) all-True mask of a latent level (B, N, Z); the condition reads no masks."""
+    return torch.ones(level.shape[:2], dtype=torch.bool, device=level.device)
+
+
+def _block_step(
+    block: Block, x: Tensor, cond: Tensor | None, past_k: Tensor, past_v: Tensor, positions: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One decoder layer over new tokens x (B, T, D) after cached keys/values (B, H, P, dh)."""
+    x = block._with_cond(x, cond)
+    attn = block.attn
+    b, t, d = x.shape
+    q, k, v, k_raw = (u.transpose(1, 2) for u in attn._project(block.norm1(x), past_k.shape[2]))
+    if attn.geometry.kind == "hierarchical":
+        out, keys, values = _hierarchical(
+            attn, q, torch.cat([past_k, k_raw], 2), torch.cat([past_v, v], 2), positions
+        )
+    else:
+        keys, values = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+        key_positions = torch.arange(keys.shape[2], device=x.device)
+        mask = attn.geometry.local_allowed(positions, key_positions)  # (T, P + T)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+    x = x + attn.out(out.transpose(1, 2).reshape(b, t, d))
+    return x + block.ffn(block.norm2(x)), keys, values
+
+
+def _hierarchical(
+    attn: Attention, q: Tensor, keys_raw: Tensor, values: Tensor, positions: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Hierarchical attention of queries q (B, H, T, dh) over every key so far, and its summaries.
+
+    The cache holds keys before rotation (B, H, P + T, dh): each call rotates them at their
+    positions and recomputes every finished block's summary (mean key, rotated to the block
+    centre, and mean value), the same arithmetic as the model's cache, which grows them one block at
+    a time. A query sees its local window and the summaries of the `n_global` blocks before its own.
+    """
+    g, (b, h, n, dh) = attn.geometry, keys_raw.shape
+    key_positions = torch.arange(n, device=q.device)
+    cos, sin = attn.rotary.angles(key_positions)
+    n_blocks = n // g.local
+    done = n_blocks * g.local
+    block_keys = keys_raw[:, :, :done].reshape(b, h, n_blocks, g.local, dh).mean(3)
+    block_values = values[:, :, :done].reshape(b, h, n_blocks, g.local, dh).mean(3)
+    blocks = torch.arange(n_blocks, device=q.device)
+    centre_cos, centre_sin = attn.rotary.angles((blocks + 0.5) * g.local - 0.5)
+    own_block = torch.div(positions, g.local, rounding_mode="floor")[:, None]  # (T, 1)
+    summary_mask = (blocks[None] <= own_block - 1) & (blocks[None] >= own_block - g.n_global)
+    mask = torch.cat([g.local_allowed(positions, key_positions), summary_mask], dim=1)
+    all_keys = torch.cat([rotate(keys_raw, cos, sin), rotate(block_keys, centre_cos, centre_sin)], dim=2)
+    out = F.scaled_dot_product_attention(q, all_keys, torch.cat([values, block_values], 2), attn_mask=mask)
+    return out, keys_raw, values
+
+
+def example_inputs(layout: StepLayout, batch: int = 2, new: int = 3, past: int = 2) -> tuple[Tensor, ...]:
+    """Inputs of the given sizes to trace the step with (sizes > 1 keep every axis dynamic)."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, layout.vocab_size, (batch, new), generator=generator)
+    beat = torch.tensor([layout.start_beat] * batch, dtype=torch.long)
+    z: list[Tensor] = []
+    if layout.latent:
+        zg, zb, zf = layout.latent
+        z = [torch.randn(batch, zg), torch.randn(batch, 2, zb), torch.randn(batch, 2, zf)]
+    kv = [torch.randn(batch, layout.heads, past, layout.head_dim) for _ in layout.past_names]
+    return (ids, beat, *z, *kv)

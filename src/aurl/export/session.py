@@ -1,0 +1,117 @@
+"""An exported ONNX step run by onnxruntime, on numpy arrays: the cache is a list of arrays.
+
+`OnnxStep(path).run(ids, state)` feeds new tokens after the cached ones and returns their logits
+and the grown state, exactly what `model.step` does with its `DecodeCache`. Only onnxruntime and
+numpy are needed (the `aurl[export]` extra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aurl.export.errors import ExportError, require
+from aurl.export.graph import StepLayout
+from aurl.export.metadata import LAYOUT_KEY
+
+CHUNK = 512  # most tokens per onnxruntime call; longer inputs are fed in chunks through the cache
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What one ONNX step hands to the next, for a batch of B streams.
+
+    Attributes:
+        beat: (B, 4) int64 beat state (time, bar, bar_time, bar_len).
+        past: per layer a key and a value, each (B, H, P, dh) float32, layer 0's key first.
+        z: vae modes: z_piece (B, Zg), z_bar (B, NB, Zb), z_fine (B, NW, Zf); empty otherwise.
+    """
+
+    beat: np.ndarray
+    past: tuple[np.ndarray, ...]
+    z: tuple[np.ndarray, ...] = ()
+
+    @property
+    def length(self) -> int:
+        """P, the tokens seen so far."""
+        return int(self.past[0].shape[2])
+
+    def select(self, index: np.ndarray) -> StepState:
+        """The state of streams `index` (B',) int: beam reordering, or dropping finished streams."""
+        return StepState(
+            self.beat[index], tuple(p[index] for p in self.past), tuple(z[index] for z in self.z)
+        )
+
+
+class OnnxStep:
+    """An onnxruntime session over an aurl ONNX step (fp32 or int8).
+
+    Args:
+        path: the .onnx file written by `aurl export`.
+        threads: intra-op threads; 0 lets onnxruntime choose (one per core).
+
+    Raises:
+        MissingDependencyError: onnxruntime is not installed.
+        ExportError: the file cannot be loaded or is not an aurl step.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        ort = require("onnxruntime", "running an ONNX model")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only: the session must not write to stdout/stderr
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ExportError(
+                f"onnxruntime cannot load '{path}': {str(error).splitlines()[0][:160]}"
+            ) from None
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        if LAYOUT_KEY not in self.metadata:
+            raise ExportError(f"'{path}' is not an aurl ONNX export (no {LAYOUT_KEY} metadata)")
+        self.layout = StepLayout.from_json(self.metadata[LAYOUT_KEY])
+
+    def start(self, batch: int, z: tuple[np.ndarray, ...] | None = None) -> StepState:
+        """The state before the first token: empty cache, start beat, z (vae modes; None: prior mean).
+
+        Args:
+            batch: B, the streams decoded together.
+            z: z_piece (B, Zg), z_bar (B, NB, Zb), z_fine (B, NW, Zf) as float32; bars and windows
+                past those given read the prior mean, as in `model.step`.
+        """
+        lay = self.layout
+        beat = np.tile(np.asarray(lay.start_beat, np.int64), (batch, 1))
+        past = tuple(np.zeros((batch, lay.heads, 0, lay.head_dim), np.float32) for _ in lay.past_names)
+        if lay.latent is None:
+            return StepState(beat, past)
+        if z is None:
+            zg, zb, zf = lay.latent
+            z = (np.zeros((batch, zg), np.float32), np.zeros((batch, 0, zb), np.float32),
+                 np.zeros((batch, 0, zf), np.float32))  # fmt: skip
+        return StepState(beat, past, tuple(np.ascontiguousarray(part, np.float32) for part in z))
+
+    def run(self, ids: np.ndarray, state: StepState) -> tuple[np.ndarray, StepState]:
+        """Logits (B, T, V) float32 for ids (B, T) int64 after the tokens in `state`, and the new state.
+
+        Long inputs run in chunks of `CHUNK` tokens through the cache (the same logits as one call):
+        the exported attention holds a (T, P + T) score matrix per head, which for one call over a
+        16k-token piece would take gigabytes.
+        """
+        if ids.shape[1] <= CHUNK:
+            return self._run(ids, state)
+        out = []
+        for start in range(0, ids.shape[1], CHUNK):
+            logits, state = self._run(ids[:, start : start + CHUNK], state)
+            out.append(logits)
+        return np.concatenate(out, axis=1), state
+
+    def _run(self, ids: np.ndarray, state: StepState) -> tuple[np.ndarray, StepState]:
+        lay = self.layout
+        feeds = {"ids": np.ascontiguousarray(ids, np.int64), "beat": state.beat}
+        if lay.latent is not None:
+            feeds.update(zip(("z_piece", "z_bar", "z_fine"), state.z, strict=True))
+        feeds.update(zip(lay.past_names, state.past, strict=True))
+        logits, beat, *present = self.session.run(None, feeds)
+        return logits, StepState(beat, tuple(present), state.z)

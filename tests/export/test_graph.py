@@ -1,0 +1,121 @@
+"""The traceable step (export/graph.py) against the model's own code, without any ONNX package."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor
+
+from aurl.export.graph import StepGraph, StepLayout, beat_features, example_inputs, last_where
+from aurl.models import BeatState
+from aurl.models import positions as model_positions
+from aurl.tokens import model_tables
+from export.conftest import SLIDING, tiny_model
+
+TABLES = {
+    name: torch.as_tensor(np.asarray(value, np.int64 if name != "bar_start" else bool))
+    for name, value in model_tables().items()
+    if name in ("time_advance", "bar_start", "bar_steps")
+}
+# Ids drawn from tokens that move time, start bars and set bar lengths, plus any others.
+INTERESTING = [
+    int(i)
+    for i in np.flatnonzero(
+        (TABLES["time_advance"] > 0).numpy() | TABLES["bar_start"].numpy() | (TABLES["bar_steps"] > 0).numpy()
+    )
+]
+
+
+def naive_last_where(flag: Tensor, value: Tensor, before: Tensor) -> Tensor:
+    out = torch.empty_like(value)
+    for b in range(flag.shape[0]):
+        current = int(before[b])
+        for t in range(flag.shape[1]):
+            current = int(value[b, t]) if flag[b, t] else current
+            out[b, t] = current
+    return out
+
+
+@given(
+    flags=st.lists(st.lists(st.booleans(), min_size=1, max_size=12), min_size=1, max_size=3).filter(
+        lambda rows: len({len(r) for r in rows}) == 1
+    ),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=60, deadline=None)
+def test_last_where_is_the_value_at_the_latest_flag(flags: list[list[bool]], seed: int) -> None:
+    flag = torch.tensor(flags)
+    generator = torch.Generator().manual_seed(seed)
+    value = torch.randint(0, 1000, flag.shape, generator=generator)
+    before = torch.randint(0, 1000, (flag.shape[0],), generator=generator)
+    assert torch.equal(last_where(flag, value, before), naive_last_where(flag, value, before))
+
+
+@given(
+    ids=st.lists(st.sampled_from(INTERESTING) | st.integers(0, 773), min_size=1, max_size=40),
+    time=st.integers(0, 500),
+    bars=st.integers(0, 20),
+    into_bar=st.integers(0, 60),
+    bar_len=st.sampled_from([24, 32, 48, 64]),
+)
+@settings(max_examples=80, deadline=None)
+def test_beat_features_match_the_models(
+    ids: list[int], time: int, bars: int, into_bar: int, bar_len: int
+) -> None:
+    x = torch.tensor([ids, ids[::-1]])
+    state = BeatState(
+        torch.tensor([time, time + 3]),
+        torch.tensor([bars, bars + 1]),
+        torch.tensor([max(time - into_bar, 0), time]),
+        torch.tensor([bar_len, 32]),
+    )
+    want = model_positions.beat_features(x, TABLES, state)
+    got = beat_features(x, TABLES, state)
+    for name in ("time", "bar", "pos_in_bar", "bar_len"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+@pytest.mark.parametrize(
+    ("mode", "overrides"),
+    [("transformer", {}), ("vae", SLIDING), ("vae_gan", {})],
+    ids=["transformer-full", "vae-sliding", "vae_gan-full"],
+)
+def test_step_graph_in_chunks_matches_one_model_step(mode: str, overrides: dict) -> None:
+    model = tiny_model(mode, **overrides)
+    graph = StepGraph(model)
+    layout = graph.layout
+    ids = torch.randint(4, 774, (2, 30), generator=torch.Generator().manual_seed(1))
+    z_parts = example_inputs(layout, batch=2)[2 : 2 + (3 if layout.latent else 0)]
+    z = None
+    if layout.latent:
+        from aurl.models import Latent
+
+        piece, bar, fine = z_parts
+        z = Latent(
+            piece,
+            bar,
+            fine,
+            torch.ones(bar.shape[:2], dtype=torch.bool),
+            torch.ones(fine.shape[:2], dtype=torch.bool),
+        )
+    with torch.no_grad():
+        want, _ = model.step(ids, None, z)
+        beat = torch.tensor([layout.start_beat] * 2)
+        past = [torch.zeros(2, layout.heads, 0, layout.head_dim) for _ in layout.past_names]
+        pieces = []
+        for lo, hi in ((0, 11), (11, 12), (12, 30)):
+            logits, beat, *past = graph(ids[:, lo:hi], beat, *z_parts, *past)
+            pieces.append(logits)
+    assert torch.allclose(torch.cat(pieces, 1), want, atol=1e-5, rtol=0)
+    assert past[0].shape == (2, layout.heads, 30, layout.head_dim)
+
+
+def test_layout_round_trips_through_json() -> None:
+    layout = StepLayout.of(tiny_model("vae"))
+    assert StepLayout.from_json(layout.to_json()) == layout
+    assert layout.input_names[:5] == ["ids", "beat", "z_piece", "z_bar", "z_fine"]
+    assert len(layout.past_names) == 2 * layout.layers == len(layout.present_names)
+    assert StepLayout.of(tiny_model()).latent is None
