@@ -1,6 +1,7 @@
 """Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`.
 
-Each forwards its arguments, e.g. `nox -s tests -- -k cache -x` or `nox -s lint -- --fix`.
+Each forwards its arguments, e.g. `nox -s tests -- -k cache -x` or `nox -s lint -- --fix`;
+`nox -s bench -- preprocess sample` picks benchmarks by name.
 """
 
 from pathlib import Path
@@ -41,13 +42,19 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *session.posargs)
 
 
+# The peers the benchmarks measure aurl against, installed in the bench session only.
+PEERS = ("miditok", "transformers", "music21")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run every benchmarks/*.py against MidiTok, installed in this session only (arguments after `--`)."""
+    """Run benchmarks/*.py against their peers (`nox -s bench -- sample` runs benchmarks/sample.py only)."""
     scripts = sorted(Path("benchmarks").glob("*.py"))
+    if session.posargs:
+        scripts = [s for s in scripts if s.stem in session.posargs]
     if not scripts:
         session.skip("no benchmarks/*.py to run")
-    install_project(session)
-    session.install("miditok")
+    install_project(session, "export")
+    session.install(*PEERS)
     for script in scripts:
-        session.run("python", str(script), *session.posargs)
+        session.run("python", str(script))

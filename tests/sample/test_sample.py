@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,14 +182,18 @@ def test_the_bundled_model_is_found_or_reported(
     assert result.checkpoint == str(shipped / bundled_module.BUNDLED_FILE)
 
 
-def test_musicxml_needs_music21(weights: Path, tmp_path: Path) -> None:
-    try:
-        import music21  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="pip install 'aurl\\[musicxml\\]'"):
-            sample(settings(format="musicxml", bars=1), checkpoint=weights, out=tmp_path / "x.musicxml")
-    else:
-        result = sample(
-            settings(format="musicxml", bars=1, seed=1), checkpoint=weights, out=tmp_path / "x.musicxml"
-        )
-        assert "<score-partwise" in Path(result.pieces[0].path).read_text()
+def test_musicxml_without_music21_is_a_config_error(
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "music21", None)  # what `import music21` meets when it is absent
+    with pytest.raises(ConfigError, match="pip install 'aurl\\[musicxml\\]'"):
+        sample(settings(format="musicxml", bars=1), checkpoint=weights, out=tmp_path / "x.musicxml")
+    assert not (tmp_path / "x.musicxml").exists()
+
+
+def test_musicxml_is_written_through_music21(weights: Path, tmp_path: Path) -> None:
+    pytest.importorskip("music21")
+    result = sample(
+        settings(format="musicxml", bars=1, seed=1), checkpoint=weights, out=tmp_path / "x.musicxml"
+    )
+    assert "<score-partwise" in Path(result.pieces[0].path).read_text()

@@ -160,7 +160,8 @@ class Score:
     @classmethod
     def empty(cls, ticks_per_beat: int = 480) -> Score:
         """A score without notes or maps."""
-        return cls(ticks_per_beat, *(np.zeros(0, dtype) for dtype in NOTE_DTYPES.values()))
+        columns = (np.zeros(0, dtype) for dtype in NOTE_DTYPES.values())
+        return cls(ticks_per_beat, *columns)  # type: ignore[arg-type]  # mypy cannot map *columns to fields
 
     @classmethod
     def from_notes(cls, ticks_per_beat: int, notes: dict[str, Any], **rest: Any) -> Score:
@@ -175,7 +176,7 @@ class Score:
             name: notes[name] if name in notes else np.full(n, defaults[name], dtype)
             for name, dtype in NOTE_DTYPES.items()
         }
-        return cls(ticks_per_beat, **columns, **rest)
+        return cls(ticks_per_beat, **columns, **rest)  # type: ignore[arg-type]  # as above, **columns
 
     @property
     def n_notes(self) -> int:
@@ -201,7 +202,8 @@ class Score:
 
     def select(self, index: np.ndarray) -> Score:
         """A score with the notes picked by a boolean mask or an index array, maps unchanged."""
-        return replace(self, **{name: column[index] for name, column in self.notes().items()})
+        picked = {name: column[index] for name, column in self.notes().items()}
+        return replace(self, **picked)  # type: ignore[arg-type]  # mypy cannot map **picked to fields
 
     def sorted(self) -> Score:
         """The same score with notes in canonical order: by onset, then track, then pitch, then duration."""
@@ -210,7 +212,7 @@ class Score:
 
     def with_notes(self, **columns: np.ndarray) -> Score:
         """A copy with some note columns replaced (all must keep the same length)."""
-        return replace(self, **columns)
+        return replace(self, **columns)  # type: ignore[arg-type]  # mypy cannot map **columns to fields
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Score) and _arrays_equal(self, other)

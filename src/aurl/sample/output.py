@@ -18,7 +18,7 @@ SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml"}
 _FILE_SUFFIXES = {".mid", ".midi", ".musicxml", ".xml", ".mxl"}
 
 
-def plan_outputs(out: Path | None, count: int, fmt: str, stem: str = "song") -> list[Path]:
+def plan_outputs(out: str | Path | None, count: int, fmt: str, stem: str = "song") -> list[Path]:
     """The files `count` pieces will be written to (folders are made when the files are written).
 
     Args:
@@ -37,6 +37,7 @@ def plan_outputs(out: Path | None, count: int, fmt: str, stem: str = "song") -> 
     suffix = SUFFIXES[fmt]
     if out is None:
         out = Path(f"{stem}{suffix}") if count == 1 else Path(f"{stem}s")
+    out = Path(out)
     if out.suffix.lower() in _FILE_SUFFIXES and not out.is_dir():
         if count > 1:
             raise ConfigError(f"--out '{out}' names one file but {count} pieces are written; give a folder")

@@ -58,7 +58,7 @@ def sample(
     settings: AurlSettings,
     *,
     checkpoint: str | Path | None = None,
-    out: Path | None = None,
+    out: str | Path | None = None,
     num: int | None = None,
     primer: Path | None = None,
     interpolate_between: tuple[Path, Path] | None = None,

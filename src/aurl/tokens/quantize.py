@@ -99,7 +99,7 @@ def to_grid(score: Score) -> Grid:
     ts_step, ts_index = _canonical_map(
         to_steps(score.time_signatures.ticks, tpq), ts_values, vocab.DEFAULT_TS_INDEX, end
     )
-    return Grid(*notes, tempo_step, tempo_index, ts_step, ts_index)
+    return Grid(*notes, tempo_step, tempo_index, ts_step, ts_index)  # type: ignore[call-arg]  # *notes: 6 columns
 
 
 def _canonical_tracks(track: np.ndarray) -> np.ndarray:

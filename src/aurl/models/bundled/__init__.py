@@ -7,6 +7,7 @@ metadata); docs/model-card.md says how it was trained. Nothing is ever written t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from aurl.errors import CheckpointError, UsageError
@@ -40,7 +41,7 @@ MODEL_FILE = "model.safetensors"  # what a training run folder holds: its best w
 EXPECTED = f"pass a .safetensors model file, a training run folder holding {MODEL_FILE}, or '{BUNDLED_NAME}'"
 
 
-def resolve_checkpoint(checkpoint: str | Path) -> Path:
+def resolve_checkpoint(checkpoint: str | os.PathLike[str]) -> Path:
     """The weights file that a user's `--checkpoint` names: 'bundled', a run folder, or a file.
 
     The string 'bundled' means the shipped model even if a file of that name exists in the working
