@@ -40,6 +40,9 @@ def check_score(score: Score, config: SampleConfig) -> None:
         assert np.all((score.pitch[pitched] >= low) & (score.pitch[pitched] <= high))
     if config.max_polyphony is not None:
         assert max_polyphony(score) <= config.max_polyphony
+    if config.max_voice_polyphony is not None:
+        for track in np.unique(score.track):
+            assert max_polyphony(score.select(score.track == track)) <= config.max_voice_polyphony
     if config.tempo is not None:
         assert np.allclose(score.tempos.bpm, vocab.TEMPO_BPM[vocab.tempo_index(config.tempo)])
     if config.time_signature is not None:
@@ -62,6 +65,8 @@ RANDOM_CONFIGS = [
     {"programs": (128,), "key": "F# major", "pitch_range": "30-40"},
     {"programs": (40, 41), "key": "Bb major", "pitch_range": "50-60", "time_signature": "7/8"},
     {"scale": "chromatic", "max_polyphony": 1, "time_signature": "5/16", "tempo": 300},
+    {"max_voice_polyphony": 1},  # every track a monophonic voice, as in a chorale
+    {"max_voice_polyphony": 2, "max_polyphony": 3, "key": "A minor"},
 ]
 
 

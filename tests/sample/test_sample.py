@@ -11,13 +11,14 @@ import pytest
 
 from aurl import __version__
 from aurl.config import load_settings
+from aurl.config.sample import RECOMMENDED_KEY
 from aurl.errors import CheckpointError, ConfigError, MidiError, UsageError
 from aurl.midi import read_midi, write_midi
-from aurl.models import MusicTransformerVAEGAN
+from aurl.models import MusicTransformerVAEGAN, save_weights
 from aurl.models import bundled as bundled_module
 from aurl.sample import sample
 from aurl.sample.checkpoint import file_sha256
-from aurl.tokens import decode, encode, vocab
+from aurl.tokens import VOCAB_VERSION, decode, encode, vocab
 from sample.builders import excerpt, piece_paths, save
 
 
@@ -197,3 +198,28 @@ def test_musicxml_is_written_through_music21(weights: Path, tmp_path: Path) -> N
         settings(format="musicxml", bars=1, seed=1), checkpoint=weights, out=tmp_path / "x.musicxml"
     )
     assert "<score-partwise" in Path(result.pieces[0].path).read_text()
+
+
+def test_a_models_recommended_settings_apply_where_the_user_set_none(
+    weights: Path, tmp_path: Path, transformer: MusicTransformerVAEGAN
+) -> None:
+    path = tmp_path / "model.safetensors"
+    recommended = {"max_voice_polyphony": 1, "temperature": 0.8, "seed": 9}
+    save_weights(
+        transformer, path, {"vocab_version": VOCAB_VERSION, RECOMMENDED_KEY: json.dumps(recommended)}
+    )
+    result = sample(settings(bars=2, seed=1), checkpoint=path, out=tmp_path / "a.mid")
+    assert "max polyphony per voice 1" in result.constraints
+    assert result.settings["temperature"] == 0.8 and result.seed == 1  # a seed is never recommended
+    mine = sample(settings(bars=2, seed=1, temperature=1.2), checkpoint=path, out=tmp_path / "b.mid")
+    assert mine.settings["temperature"] == 1.2  # the user's own setting wins
+
+
+def test_invalid_recommended_settings_are_one_checkpoint_error(
+    transformer: MusicTransformerVAEGAN, tmp_path: Path
+) -> None:
+    path = tmp_path / "model.safetensors"
+    save_weights(transformer, path, {"vocab_version": VOCAB_VERSION, RECOMMENDED_KEY: '{"temperature": -1}'})
+    with pytest.raises(CheckpointError, match="recommends invalid sample settings") as error:
+        sample(settings(bars=2, seed=1), checkpoint=path, out=tmp_path / "a.mid")
+    assert "\n" not in str(error.value)

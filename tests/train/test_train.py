@@ -10,6 +10,7 @@ import torch
 from safetensors import safe_open
 
 from aurl import __version__
+from aurl.config.sample import RECOMMENDED_KEY
 from aurl.errors import ConfigError, UsageError
 from aurl.models import load_weights, read_metadata
 from aurl.tokens import VOCAB_SIZE, VOCAB_VERSION
@@ -181,3 +182,15 @@ def test_a_preset_fills_only_the_model_keys_nobody_set(
     assert with_preset(settings, None) is settings
     with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
         with_preset(settings, "huge")
+
+
+def test_the_recipes_sample_settings_travel_with_the_model(tiny_settings: Settings, tmp_path: Path) -> None:
+    settings = tiny_settings(
+        **{"train.max_steps": 2, "sample.max_voice_polyphony": 1, "sample.temperature": 0.8, "sample.seed": 5}
+    )
+    train(settings, run_dir=tmp_path)
+    recorded = json.loads(read_metadata(tmp_path / MODEL_FILE)[RECOMMENDED_KEY])
+    assert recorded == {
+        "max_voice_polyphony": 1,
+        "temperature": 0.8,
+    }  # the seed is one run's, not the model's

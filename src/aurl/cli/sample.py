@@ -60,6 +60,7 @@ Key = Annotated[str | None, _option("--key", field="key")]
 Scale = Annotated[str | None, _option("--scale", field="scale")]
 PitchRange = Annotated[str | None, _option("--pitch-range", field="pitch_range", metavar="LOW-HIGH")]
 Polyphony = Annotated[int | None, _option("--max-polyphony", field="max_polyphony")]
+VoicePolyphony = Annotated[int | None, _option("--max-voice-polyphony", field="max_voice_polyphony")]
 Tempo = Annotated[float | None, _option("--tempo", field="tempo", metavar="BPM")]
 TimeSignature = Annotated[str | None, _option("--time-signature", field="time_signature", metavar="N/D")]
 Program = Annotated[
@@ -126,6 +127,7 @@ def sample_command(
     scale: Scale = None,
     pitch_range: PitchRange = None,
     max_polyphony: Polyphony = None,
+    max_voice_polyphony: VoicePolyphony = None,
     tempo: Tempo = None,
     time_signature: TimeSignature = None,
     program: Program = None,
@@ -147,7 +149,8 @@ def sample_command(
         "top_p": top_p, "repetition_penalty": repetition_penalty, "beam": beam,
         "length_penalty": length_penalty, "max_tokens": max_tokens, "bars": bars, "length": length,
         "seconds": seconds, "key": key, "scale": scale, "pitch_range": pitch_range,
-        "max_polyphony": max_polyphony, "tempo": tempo, "time_signature": time_signature,
+        "max_polyphony": max_polyphony, "max_voice_polyphony": max_voice_polyphony, "tempo": tempo,
+        "time_signature": time_signature,
         "programs": _programs(program), "steps": steps, "format": fmt, "device": device,
         "precision": precision,
     }  # fmt: skip

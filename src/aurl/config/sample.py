@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -88,6 +89,11 @@ class SampleConfig(BaseModel):
     max_polyphony: int | None = Field(
         default=None, ge=1, description="Most notes sounding at once, over all tracks."
     )
+    max_voice_polyphony: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most notes sounding at once in one track; 1 makes every track a monophonic voice.",
+    )
     tempo: float | None = Field(
         default=None, gt=0.0, description="Tempo in beats per minute (quarter notes); no tempo changes."
     )
@@ -115,3 +121,33 @@ class SampleConfig(BaseModel):
         default="cpu",
         description="Torch device of the model (cpu, cuda, cuda:1, mps); tokens are always drawn on the CPU.",
     )
+
+
+# A model file may record how it is best sampled (see `recommended`), under this metadata key.
+RECOMMENDED_KEY = "aurl.sample_recommended"
+# Settings that describe one run of `aurl sample` rather than how a model should be sampled.
+_PER_RUN = frozenset({"checkpoint", "num", "seed", "steps", "format", "precision", "device"})
+
+
+def recommended(config: SampleConfig) -> dict[str, Any]:
+    """The settings of `config` that differ from aurl's defaults, per-run ones left out.
+
+    `aurl train` stores them in the model file it writes, so a recipe's `[sample]` section (e.g.
+    `max_voice_polyphony = 1` for four-part chorales) travels with the model it trained.
+    """
+    default = SampleConfig().model_dump(mode="json")
+    given = config.model_dump(mode="json")
+    return {k: v for k, v in given.items() if k not in _PER_RUN and v != default[k]}
+
+
+def with_recommended(config: SampleConfig, values: Mapping[str, Any]) -> SampleConfig:
+    """`config` with a model's recommended settings for every field the user left unset.
+
+    Settings from a flag, the environment or a config file always win over the model's.
+
+    Raises:
+        ValueError: the recommended values are not valid settings.
+    """
+    chosen = {k: v for k, v in values.items() if k in SampleConfig.model_fields and k not in _PER_RUN}
+    user = config.model_dump(include=config.model_fields_set)
+    return SampleConfig.model_validate({**chosen, **user})

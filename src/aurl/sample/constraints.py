@@ -46,6 +46,10 @@ class Constraint:
         """(129,) bool Program values new notes may use (128 is drums); None allows all."""
         return None
 
+    def tracks(self, state: GrammarState) -> np.ndarray | None:
+        """(32,) bool tracks that may start a note now; None allows all."""
+        return None
+
     def describe(self) -> str:
         """A short text for logs and the output's metadata."""
         return type(self).__name__
@@ -109,6 +113,26 @@ class MaxPolyphony(Constraint):
 
     def describe(self) -> str:
         return f"max polyphony {self.limit}"
+
+
+class MaxVoicePolyphony(Constraint):
+    """At most `limit` notes sounding at once in each track: 1 makes every track a monophonic voice,
+    as the parts of a chorale, a string quartet or a wind section are.
+
+    Raises:
+        ConfigError: limit < 1.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ConfigError(f"--max-voice-polyphony {limit} must be at least 1 note")
+        self.limit = int(limit)
+
+    def tracks(self, state: GrammarState) -> np.ndarray | None:
+        return np.asarray(state.n_sounding) < self.limit
+
+    def describe(self) -> str:
+        return f"max polyphony per voice {self.limit}"
 
 
 class FixedTempo(Constraint):
@@ -224,27 +248,41 @@ class ConstraintSet:
         assert mask.any(), "constraints left no token; ConstraintSet must keep a way forward"
         return mask
 
+    def _tracks(self, state: GrammarState) -> np.ndarray:
+        allowed = np.ones(vocab.N_TRACKS, bool)
+        for constraint in self.constraints:
+            tracks = constraint.tracks(state)
+            if tracks is not None:
+                allowed &= tracks
+        return allowed
+
     def _apply(self, mask: np.ndarray, state: GrammarState) -> None:
         for constraint in self.constraints:
             constraint.restrict(mask, state)
         notes = {False: self._notes(state, False), True: self._notes(state, True)}
+        open_tracks = self._tracks(state)
         t, program = state.track, state.program[state.track]
-        current_ok = program >= 0 and bool(self._programs[program])
+        current_ok = program >= 0 and bool(self._programs[program]) and bool(open_tracks[t])
         mask[_ON] &= notes[program == _DRUMS] if current_ok else False
         free = _free_pitches(state)[t]
         if mask[_VELOCITIES].any() and not (current_ok and (free & notes[program == _DRUMS]).any()):
             mask[_VELOCITIES] = False
         if mask[_PROGRAMS].any():
-            mask[vocab.PROGRAM.start : vocab.PROGRAM.start + _DRUMS] &= bool((free & notes[False]).any())
-            mask[vocab.PROGRAM.start + _DRUMS] &= bool((free & notes[True]).any())
+            opens = bool(open_tracks[t])
+            mask[vocab.PROGRAM.start : vocab.PROGRAM.start + _DRUMS] &= opens and bool(
+                (free & notes[False]).any()
+            )
+            mask[vocab.PROGRAM.start + _DRUMS] &= opens and bool((free & notes[True]).any())
         if mask[_TRACKS].any():
-            mask[_TRACKS] &= self._viable_tracks(state, notes)
+            mask[_TRACKS] &= self._viable_tracks(state, notes, open_tracks)
 
-    def _viable_tracks(self, state: GrammarState, notes: dict[bool, np.ndarray]) -> np.ndarray:
+    def _viable_tracks(
+        self, state: GrammarState, notes: dict[bool, np.ndarray], open_tracks: np.ndarray
+    ) -> np.ndarray:
         """(32,) bool: tracks on which a note could end, or start under the constraints, right now."""
         free = _free_pitches(state)
-        can_on_pitched = (free & notes[False]).any(1)
-        can_on_drum = (free & notes[True]).any(1)
+        can_on_pitched = (free & notes[False]).any(1) & open_tracks
+        can_on_drum = (free & notes[True]).any(1) & open_tracks
         current = np.asarray(state.program)
         allowed = self._programs
         keeps = (current >= 0) & allowed[current.clip(0)]
@@ -326,6 +364,8 @@ def build_constraints(config: SampleConfig) -> ConstraintSet:
         rules.append(PitchRange(*pitches.parse_pitch_range(config.pitch_range)))
     if config.max_polyphony is not None:
         rules.append(MaxPolyphony(config.max_polyphony))
+    if config.max_voice_polyphony is not None:
+        rules.append(MaxVoicePolyphony(config.max_voice_polyphony))
     if config.tempo is not None:
         rules.append(FixedTempo(pitches.parse_tempo(config.tempo)))
     if config.time_signature is not None:

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from aurl.config import AurlSettings, SampleConfig
-from aurl.errors import UsageError
+from aurl.config.sample import RECOMMENDED_KEY, with_recommended
+from aurl.errors import CheckpointError, UsageError
 from aurl.midi import read_midi
 from aurl.midi.validate import ticks_to_seconds
-from aurl.models import Latent
+from aurl.models import Latent, read_metadata
 from aurl.models.bundled import resolve_checkpoint
 from aurl.sample.beam import beam_search
 from aurl.sample.checkpoint import LoadedModel, file_sha256, load_checkpoint
@@ -92,6 +93,8 @@ def sample(
         config = config.model_copy(update={"num": num})
     task = _task(primer, interpolate_between, reconstruct)
     count = config.steps if task == "interpolate" else config.num
+    _job(config, count)  # the user's settings fail here, before any file is opened
+    config = _with_model_recommended(config)
     job = _job(config, count)
     paths = plan_outputs(out, count, config.format, "step" if task == "interpolate" else "song")
     model = _load(config, decoder)
@@ -146,6 +149,27 @@ def _job(config: SampleConfig, count: int) -> _Job:
         )
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     return _Job(config, build_constraints(config), StopRule.from_config(config), seed, count)
+
+
+def _with_model_recommended(config: SampleConfig) -> SampleConfig:
+    """The settings with the model file's recommended ones where the user set nothing.
+
+    Raises:
+        CheckpointError: the file's recommended settings are not valid settings.
+    """
+    path = resolve_checkpoint(config.checkpoint)
+    if path.suffix.lower() != ".safetensors":
+        return config  # an ONNX export: its metadata needs onnx to read, and it was checked at export
+    raw = read_metadata(path).get(RECOMMENDED_KEY)
+    if not raw:
+        return config
+    try:
+        merged = with_recommended(config, json.loads(raw))
+    except ValueError as error:  # json.JSONDecodeError and pydantic's ValidationError are ValueErrors
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"model file '{path}' recommends invalid sample settings: {first}") from None
+    log.info("settings recommended by %s: %s", path.name, raw)
+    return merged
 
 
 def _load(config: SampleConfig, decoder: Decoder | None) -> LoadedModel:

@@ -25,6 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file
 
 from aurl.atomic import write_text
+from aurl.config import SampleConfig
+from aurl.config.sample import RECOMMENDED_KEY, recommended
 from aurl.errors import CheckpointError
 from aurl.models import MusicTransformerVAEGAN, save_weights
 from aurl.tokens import VOCAB_VERSION
@@ -105,6 +107,13 @@ def weights_metadata(
         "val_loss": "" if val_loss is None else repr(float(val_loss)),
         **(extra or {}),
     }
+
+
+def recommended_metadata(sample: SampleConfig) -> dict[str, str]:
+    """The run's sample settings that differ from aurl's defaults, for the model files it exports:
+    `aurl sample` applies them wherever its user sets nothing (`aurl.config.sample.recommended`)."""
+    values = recommended(sample)
+    return {RECOMMENDED_KEY: json.dumps(values, sort_keys=True)} if values else {}
 
 
 def save_checkpoint(

@@ -339,7 +339,9 @@ class Trainer:
     def _export_best(self) -> None:
         if self.dist.is_main:
             meta = ckpt.weights_metadata(
-                self.state.step, self.state.val_loss, {"mode": self.p.model.config.mode}
+                self.state.step,
+                self.state.val_loss,
+                {"mode": self.p.model.config.mode, **ckpt.recommended_metadata(self.settings.sample)},
             )
             export_weights(self.p.model, self.run_dir / ckpt.MODEL_FILE, self.config.weights_dtype, meta)
 

@@ -368,7 +368,12 @@ class _Session:
             from aurl.train.loop import export_weights
 
             meta = ckpt.weights_metadata(
-                trainer.state.step, val, {"averaged_steps": ",".join(map(str, steps))}
+                trainer.state.step,
+                val,
+                {
+                    "averaged_steps": ",".join(map(str, steps)),
+                    **ckpt.recommended_metadata(self.settings.sample),
+                },
             )
             export_weights(averaged, path, c.weights_dtype, {**meta, "mode": model.config.mode})
         return path, val
