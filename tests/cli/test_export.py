@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from aurl.midi import read_midi
 from aurl.models import MusicTransformerVAEGAN, TokenTable, load_weights, save_weights
 from aurl.tokens import model_tables
 from aurl.tokens.vocab import VOCAB_VERSION
@@ -66,6 +68,40 @@ def test_onnx_with_verify(aurl: Any, model_file: Path, tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["format"] == "onnx" and data["opset"] == 17
     assert all(c["max_abs_diff"] <= 1e-4 for c in data["checks"][:4])
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "m.onnx"), ("int8", "m.int8.safetensors")])
+def test_aurl_sample_runs_on_the_export_like_on_the_model(
+    aurl: Any, model_file: Path, tmp_path: Path, fmt: str, name: str
+) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    exported = tmp_path / name
+    assert aurl("export", model_file, "-f", fmt, "-o", exported).exit_code == 0
+    runs = {}
+    for label, checkpoint in (("export", exported), ("model", model_file)):
+        out = tmp_path / f"{label}.mid"
+        result = aurl(
+            "sample",
+            "-m",
+            checkpoint,
+            "--seed",
+            "4",
+            "--temperature",
+            "0.01",
+            "--bars",
+            "2",
+            "-o",
+            out,
+            "--json",
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["checkpoint"] == str(checkpoint)
+        runs[label] = read_midi(out)
+    # near-greedy decoding: the export follows the model's own choices (int8 within its rounding)
+    assert runs["export"].n_notes > 0
+    if fmt == "onnx":
+        assert np.array_equal(runs["export"].pitch, runs["model"].pitch)
 
 
 def test_unknown_checkpoint_format_exits_1(aurl: Any, tmp_path: Path) -> None:
