@@ -16,7 +16,7 @@ from aurl.data.cache import Manifest
 from aurl.data.corpus import bach_dir
 from aurl.data.preprocess import preprocess
 from aurl.data.scores import read_score
-from aurl.errors import DataError
+from aurl.errors import DataError, UsageError
 from aurl.midi.score import Score
 from aurl.tokens import decode, encode
 from strategies import scores
@@ -147,8 +147,8 @@ def test_identical_files_are_kept_once(five_chorales: Path, tmp_path: Path) -> N
     assert len(keys) == len(set(keys))
 
 
-def test_a_missing_path_is_a_data_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"data path '.*no-such-folder' does not exist"):
+def test_a_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"data path '.*no-such-folder' does not exist"):
         load_training_data(DataConfig(data=tmp_path / "no-such-folder", cache_dir=tmp_path), seed=0)
 
 

@@ -25,7 +25,7 @@ from aurl.config.data import DataConfig
 from aurl.data.cache import MANIFEST_NAME, CacheEntry, TokenCache
 from aurl.data.corpus import bach_dir, bach_files
 from aurl.data.preprocess import preprocess
-from aurl.errors import DataError
+from aurl.errors import DataError, UsageError
 from aurl.tokens.vocab import VOCAB_VERSION
 
 BUNDLED_FOLDER = "bach-chorales"
@@ -84,8 +84,8 @@ def resolve_source(config: DataConfig, *, on_progress: ProgressCallback | None =
         on_progress: `on_progress(done, total)` while MIDI files are being preprocessed.
 
     Raises:
-        DataError: a path is missing, a cache is empty or of another vocabulary, or no MIDI file
-            could be read.
+        UsageError: a path does not exist (exit 2, like any missing input).
+        DataError: a cache is empty or of another vocabulary, or no MIDI file could be read.
     """
     base = config.cache_dir if config.cache_dir is not None else paths.cache_dir()
     inputs = config.paths
@@ -93,7 +93,7 @@ def resolve_source(config: DataConfig, *, on_progress: ProgressCallback | None =
         return _bundled(base / BUNDLED_FOLDER, on_progress)
     for path in inputs:
         if not path.exists():
-            raise DataError(
+            raise UsageError(
                 f"data path '{path}' does not exist; give a cache folder made by `aurl preprocess`, "
                 "MIDI files or folders, or no --data for the bundled chorales"
             )

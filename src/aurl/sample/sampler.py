@@ -168,7 +168,7 @@ def _with_model_recommended(config: SampleConfig) -> SampleConfig:
     except ValueError as error:  # json.JSONDecodeError and pydantic's ValidationError are ValueErrors
         first = str(error).splitlines()[0]
         raise CheckpointError(f"model file '{path}' recommends invalid sample settings: {first}") from None
-    log.info("settings recommended by %s: %s", path.name, raw)
+    log.debug("settings recommended by %s: %s", path.name, raw)
     return merged
 
 
