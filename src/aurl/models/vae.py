@@ -137,12 +137,20 @@ class LatentCondition(nn.Module):
 
     def forward(self, z: Latent, bar_index: Tensor, positions: Tensor) -> Tensor:
         """Condition for tokens with bar indices (B, T) and absolute positions (T,)."""
+        return self.combine(self.project(z), bar_index, positions)
+
+    def project(self, z: Latent) -> tuple[Tensor, Tensor, Tensor]:
+        """The three levels in condition space: (B, C), (B, bars, C), (B, windows, C). A decoder that
+        runs token by token projects once per piece and combines per token."""
+        return self.piece(z.piece), self.bar(z.bar), self.fine(z.fine)
+
+    def combine(
+        self, projected: tuple[Tensor, Tensor, Tensor], bar_index: Tensor, positions: Tensor
+    ) -> Tensor:
+        """Condition (B, T, C) from `project`'s output for bar indices (B, T) and positions (T,)."""
+        piece, bars, windows = projected
         window = (positions // self.fine_window)[None].expand_as(bar_index)
-        return (
-            self.piece(z.piece)[:, None]
-            + _pick(self.bar(z.bar), bar_index)
-            + _pick(self.fine(z.fine), window)
-        )
+        return piece[:, None] + _pick(bars, bar_index) + _pick(windows, window)
 
 
 def _pick(rows: Tensor, index: Tensor) -> Tensor:

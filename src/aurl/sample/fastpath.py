@@ -11,6 +11,7 @@ a bigger model at batch 1). tests/sample/test_fastpath.py checks that its logits
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class FastCache:
     length: int
     beat: BeatState | None
     z: Latent | None
+    projected: list[Tensor] | None = None  # z in condition space, made once (LatentCondition.project)
 
 
 class FastDecoder:
@@ -101,7 +103,11 @@ class FastDecoder:
         shape = (batch, self.heads, _FIRST_CAPACITY, self.head_dim)
         empty = [torch.zeros(shape, device=self.device) for _ in self.blocks]
         z = z.map(lambda t: t.to(self.device)) if z is not None else None
-        return FastCache(empty, [torch.zeros_like(k) for k in empty], 0, None, z)
+        projected = None
+        if z is not None and self.model.condition is not None:
+            with torch.inference_mode():
+                projected = list(self.model.condition.project(z))
+        return FastCache(empty, [torch.zeros_like(k) for k in empty], 0, None, z, projected)
 
     def step(self, ids: Tensor, cache: FastCache) -> tuple[Tensor, FastCache]:
         with torch.inference_mode():
@@ -129,7 +135,7 @@ class FastDecoder:
         state = cache.beat or BeatState.start(b, model.table.default_bar_steps, self.device)
         feats = beat_features(ids, self._tables, state)
         x = model.embed(ids) + model.beat(feats)
-        cond = self._condition(cache.z, feats, pos0, t)
+        cond = self._condition(cache.projected, feats, pos0, t)
         cos, sin = self._angles[0][pos0:end], self._angles[1][pos0:end]
         mask = None if t == 1 else _causal(pos0, end, self.device)
         for i, block in enumerate(self.blocks):
@@ -142,7 +148,7 @@ class FastDecoder:
         norm = model.decoder.norm
         x = F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps)
         logits = self._linear(x, "head")
-        return logits, FastCache(cache.keys, cache.values, end, feats.last(), cache.z)
+        return logits, dataclasses.replace(cache, length=end, beat=feats.last())
 
     def _attend(
         self, i: int, block: Block, x: Tensor, cache: FastCache, pos0: int, end: int,
@@ -160,10 +166,13 @@ class FastDecoder:
         )
         return self._linear(out.transpose(1, 2).reshape(b, t, d), f"{i}.out")
 
-    def _condition(self, z: Latent | None, feats: BeatFeatures, pos0: int, t: int) -> Tensor | None:
-        if z is None or self.model.condition is None:
+    def _condition(
+        self, projected: list[Tensor] | None, feats: BeatFeatures, pos0: int, t: int
+    ) -> Tensor | None:
+        if projected is None or self.model.condition is None:
             return None
-        return self.model.condition(z, feats.bar, torch.arange(pos0, pos0 + t, device=self.device))
+        positions = torch.arange(pos0, pos0 + t, device=self.device)
+        return self.model.condition.combine(tuple(projected), feats.bar, positions)
 
     def _reserve(self, cache: FastCache, end: int) -> FastCache:
         """The cache with buffers (and the rotary table) long enough for `end` positions."""
@@ -177,8 +186,9 @@ class FastDecoder:
         def grow(buffer: Tensor) -> Tensor:
             return F.pad(buffer, (0, 0, 0, grown - capacity))
 
-        return FastCache([grow(k) for k in cache.keys], [grow(v) for v in cache.values], cache.length,
-                         cache.beat, cache.z)  # fmt: skip
+        return dataclasses.replace(
+            cache, keys=[grow(k) for k in cache.keys], values=[grow(v) for v in cache.values]
+        )
 
 
 def _causal(pos0: int, end: int, device: torch.device) -> Tensor:
