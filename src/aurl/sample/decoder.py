@@ -117,11 +117,11 @@ def draw_prior(
 
 
 def _take(value: Any, index: Tensor) -> Any:  # also FastDecoder's reorder
-    """`value` with every tensor inside it (dataclasses and lists, recursively) indexed on dim 0."""
+    """`value` with every tensor inside it (dataclasses, lists and tuples, recursively) indexed on dim 0."""
     if isinstance(value, Tensor):
         return value.index_select(0, index)
-    if isinstance(value, list):
-        return [_take(item, index) for item in value]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_take(item, index) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {f.name: _take(getattr(value, f.name), index) for f in dataclasses.fields(value)}
         return dataclasses.replace(value, **changes)

@@ -37,7 +37,7 @@ class FastCache:
     length: int
     beat: BeatState | None
     z: Latent | None
-    projected: list[Tensor] | None = None  # z in condition space, made once (LatentCondition.project)
+    projected: tuple[Tensor, Tensor, Tensor] | None = None  # z in condition space (LatentCondition.project)
 
 
 class FastDecoder:
@@ -106,7 +106,7 @@ class FastDecoder:
         projected = None
         if z is not None and self.model.condition is not None:
             with torch.inference_mode():
-                projected = list(self.model.condition.project(z))
+                projected = self.model.condition.project(z)
         return FastCache(empty, [torch.zeros_like(k) for k in empty], 0, None, z, projected)
 
     def step(self, ids: Tensor, cache: FastCache) -> tuple[Tensor, FastCache]:
@@ -167,12 +167,12 @@ class FastDecoder:
         return self._linear(out.transpose(1, 2).reshape(b, t, d), f"{i}.out")
 
     def _condition(
-        self, projected: list[Tensor] | None, feats: BeatFeatures, pos0: int, t: int
+        self, projected: tuple[Tensor, Tensor, Tensor] | None, feats: BeatFeatures, pos0: int, t: int
     ) -> Tensor | None:
         if projected is None or self.model.condition is None:
             return None
         positions = torch.arange(pos0, pos0 + t, device=self.device)
-        return self.model.condition.combine(tuple(projected), feats.bar, positions)
+        return self.model.condition.combine(projected, feats.bar, positions)
 
     def _reserve(self, cache: FastCache, end: int) -> FastCache:
         """The cache with buffers (and the rotary table) long enough for `end` positions."""
