@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,12 +54,3 @@ def vae_sliding_file(model_dir: Path) -> Path:
 def vae_gan_file(model_dir: Path) -> Path:
     """A tiny vae_gan-mode model with full attention (its discriminator stays out of every export)."""
     return save_tiny(model_dir, "vae_gan", "vae_gan")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models: few threads are fastest, and results do not depend on the machine's cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +33,3 @@ def chorale_ids() -> np.ndarray:
     files = {Path(p).name: Path(p) for p in bach_files()}
     path = files.get("bwv153.9.mid") or min(files.values(), key=lambda p: p.stat().st_size)
     return encode(read_midi(path)).astype(np.int64)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and stay fast when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

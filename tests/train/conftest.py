@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from aurl.config import AurlSettings, load_settings
 from aurl.data import load_training_data
@@ -66,12 +65,3 @@ def tiny_settings(ten_chorales: Path, token_cache: Path) -> Settings:
     # Build the cache once, outside any timed or interrupted run.
     load_training_data(make().data, seed=0)
     return make
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and stay fast when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
