@@ -219,3 +219,22 @@ def test_sample_library_runs_on_an_onnx_decoder_like_on_the_model(
     assert got.mode == "transformer" and got.checkpoint == str(onnx_path)
     assert [(p.tokens, p.notes) for p in got.pieces] == [(p.tokens, p.notes) for p in want.pieces]
     assert [p.log_prob for p in got.pieces] == pytest.approx([p.log_prob for p in want.pieces], abs=1e-3)
+
+
+def test_an_onnx_export_keeps_the_models_recommended_sample_settings(tmp_path: Path) -> None:
+    from aurl.config import load_settings
+    from aurl.config.sample import RECOMMENDED_KEY
+    from aurl.models import save_weights
+    from aurl.sample.sampler import sample
+    from export.conftest import tiny_model
+
+    source = tmp_path / "model.safetensors"
+    recommended = {"max_voice_polyphony": 1, "temperature": 0.8}
+    save_weights(
+        tiny_model(), source, {"vocab_version": VOCAB_VERSION, RECOMMENDED_KEY: json.dumps(recommended)}
+    )
+    onnx_path = Path(export_model(source, "onnx", tmp_path / "model.onnx").out)
+    settings = load_settings(None, {"sample.max_tokens": 40, "sample.seed": 5})
+    got = sample(settings, checkpoint=onnx_path, out=tmp_path / "a.mid", decoder=load_decoder(onnx_path))
+    assert got.settings["temperature"] == 0.8
+    assert "max polyphony per voice 1" in got.constraints

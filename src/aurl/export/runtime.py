@@ -49,6 +49,7 @@ class OnnxDecoder:
         self.onnx = OnnxStep(self.path, threads)
         check_vocab_version(self.onnx.metadata.get("vocab_version"), self.path)
         self.config = ModelConfig.model_validate_json(self.onnx.metadata[CONFIG_KEY])
+        self.metadata = self.onnx.metadata  # the source weights' keys too, e.g. recommended sample settings
         self.vocab_size = self.onnx.layout.vocab_size
         self.latent = self.onnx.layout.latent is not None
 

@@ -94,7 +94,7 @@ def sample(
     task = _task(primer, interpolate_between, reconstruct)
     count = config.steps if task == "interpolate" else config.num
     _job(config, count)  # the user's settings fail here, before any file is opened
-    config = _with_model_recommended(config)
+    config = _with_model_recommended(config, decoder)
     job = _job(config, count)
     paths = plan_outputs(out, count, config.format, "step" if task == "interpolate" else "song")
     model = _load(config, decoder)
@@ -151,16 +151,20 @@ def _job(config: SampleConfig, count: int) -> _Job:
     return _Job(config, build_constraints(config), StopRule.from_config(config), seed, count)
 
 
-def _with_model_recommended(config: SampleConfig) -> SampleConfig:
+def _with_model_recommended(config: SampleConfig, decoder: Decoder | None) -> SampleConfig:
     """The settings with the model file's recommended ones where the user set nothing.
+
+    An exported ONNX decoder brings its file's metadata (reading it needs onnx, which only the
+    export layer may import); every other model is a safetensors file with the keys in its header.
 
     Raises:
         CheckpointError: the file's recommended settings are not valid settings.
     """
     path = resolve_checkpoint(config.checkpoint)
-    if path.suffix.lower() != ".safetensors":
-        return config  # an ONNX export: its metadata needs onnx to read, and it was checked at export
-    raw = read_metadata(path).get(RECOMMENDED_KEY)
+    metadata = getattr(decoder, "metadata", None)
+    if metadata is None:
+        metadata = read_metadata(path) if path.suffix.lower() == ".safetensors" else {}
+    raw = metadata.get(RECOMMENDED_KEY)
     if not raw:
         return config
     try:
