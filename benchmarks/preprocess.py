@@ -4,6 +4,12 @@ Each measurement runs in its own process so that its peak RSS is its own. Corpor
 chorales and ../shared/data/real-world (when present). MidiTok (with symusic's C++ reader) is the
 peer, configured like aurl: 8 steps per beat over the first 4 beats, 32 velocities, tempos, time
 signatures and programs on. aurl runs `preprocess` into an empty cache with 1 and with 2 workers.
+The runs are interleaved (peer, aurl 1 worker, aurl 2 workers, again `--repeat` times) and each
+keeps its fastest, so that a shared machine's changing speed hits all of them alike.
+
+aurl writes its cache where `aurl preprocess ~/midi --out data/` would: into a fresh folder under
+the working tree (`--work-dir`, default build/bench-preprocess, emptied after every run), not the
+system temp folder, where creating a file can cost more than reading a chorale (docs/performance.md).
 
     python benchmarks/preprocess.py            # needs `pip install miditok` for the peer
 """
@@ -52,10 +58,11 @@ def run_miditok(folder: str) -> dict:
     return {"seconds": time.perf_counter() - start, "files": len(files), "tokens": tokens, "failed": failed}
 
 
-def run_aurl(folder: str, workers: int) -> dict:
+def run_aurl(folder: str, workers: int, work_dir: str) -> dict:
     from aurl import preprocess
 
-    with tempfile.TemporaryDirectory() as out:
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as out:
         start = time.perf_counter()
         result = preprocess([folder], out, workers=workers)
         seconds = time.perf_counter() - start
@@ -67,14 +74,16 @@ def run_aurl(folder: str, workers: int) -> dict:
     }
 
 
-def measure(kind: str, folder: Path, workers: int) -> dict:
+def measure(kind: str, folder: Path, workers: int, work_dir: Path) -> dict:
     """Run one measurement in a fresh process; add its peak RSS (children included, for workers)."""
+    extra = f", {workers}, {str(work_dir)!r}" if kind == "aurl" else ""
+    here = str(Path(__file__).parent)
     code = (
-        "import json, resource, sys; sys.path.insert(0, {!r}); import preprocess as b; "
-        "r = b.run_{}({!r}{}); "
+        f"import json, resource, sys; sys.path.insert(0, {here!r}); import preprocess as b; "
+        f"r = b.run_{kind}({str(folder)!r}{extra}); "
         "r['rss_mb'] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024; print(json.dumps(r))"
-    ).format(str(Path(__file__).parent), kind, str(folder), f", {workers}" if kind == "aurl" else "")
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -82,6 +91,12 @@ def measure(kind: str, folder: Path, workers: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest is kept")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=ROOT / "build" / "bench-preprocess",
+        help="where aurl's caches are written (each run in a fresh folder, removed after it)",
+    )
     args = parser.parse_args()
     from aurl.data.corpus import bach_dir
 
@@ -100,12 +115,13 @@ def main() -> None:
         f"{'corpus':15} {'tool':17} {'files/s':>9} {'tokens/s':>11} "
         f"{'peak RSS':>9} {'failed':>7} {'x peer':>7}"
     )
+    print(f"aurl writes its caches under {args.work_dir}")
     for corpus, folder in corpora.items():
         peer_rate = None
-        for label, kind, workers in runs:
-            best = min(
-                (measure(kind, folder, workers) for _ in range(args.repeat)), key=lambda r: r["seconds"]
-            )
+        rounds = [[measure(kind, folder, workers, args.work_dir) for _, kind, workers in runs]
+                  for _ in range(args.repeat)]  # fmt: skip
+        for i, (label, kind, _) in enumerate(runs):
+            best = min((found[i] for found in rounds), key=lambda r: r["seconds"])
             rate = best["files"] / best["seconds"]
             peer_rate = rate if kind == "miditok" else peer_rate
             ratio = f"{rate / peer_rate:.2f}" if peer_rate and kind != "miditok" else ""

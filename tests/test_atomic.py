@@ -49,3 +49,20 @@ def test_an_exception_in_the_block_leaves_the_target_alone(tmp_path: Path) -> No
         raise RuntimeError("crash while writing")
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_the_file_mode_does_not_depend_on_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        write_bytes(tmp_path / "a.bin", b"x", durable=False)
+        with atomic_path(tmp_path / "b.bin") as temp:
+            temp.write_bytes(b"y")
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {FILE_MODE}
+
+
+def test_a_large_write_arrives_whole(tmp_path: Path) -> None:
+    data = os.urandom(5 << 20)
+    write_bytes(tmp_path / "big.bin", data)
+    assert (tmp_path / "big.bin").read_bytes() == data

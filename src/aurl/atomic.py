@@ -7,7 +7,9 @@ system), are fsynced, then renamed over the target; on any failure the temporary
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,9 +47,30 @@ def atomic_path(
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_path(path, durable=durable) as temp:
-        temp.write_bytes(data)
+    """Write `data` to `path` atomically.
+
+    The same steps as `atomic_path`, on one file descriptor: create, write, chmod, (fsync,) close,
+    rename. Half the system calls of a path-based write, which is most of the cost of a cache
+    entry of a few kilobytes.
+    """
+    folder, name = os.path.split(os.fspath(path))
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask; the rename must not
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

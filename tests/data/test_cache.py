@@ -78,7 +78,7 @@ def test_pack_rejects_tokens_that_do_not_fit() -> None:
 def test_entries_are_not_pickles_or_zips(tmp_path: Path) -> None:
     path = TokenCache(tmp_path).store(KEY, np.arange(10, dtype=np.uint16), {"a": 1})
     assert path.read_bytes()[:8] == b"AURLTOK1"
-    assert path == tmp_path / "tokens" / KEY[:2] / f"{KEY}.tokz"
+    assert path == tmp_path / "tokens" / KEY[0] / f"{KEY}.tokz"
 
 
 def test_store_then_load(tmp_path: Path) -> None:
@@ -87,6 +87,15 @@ def test_store_then_load(tmp_path: Path) -> None:
     cache.store(KEY, tokens, {"n_tokens": 4})
     np.testing.assert_array_equal(cache.load(KEY), tokens)
     assert cache.lookup(KEY) == {"n_tokens": 4}
+    assert cache.stored_keys() == [KEY]
+
+
+def test_an_older_layouts_shard_folders_are_ignored(tmp_path: Path) -> None:
+    cache = TokenCache(tmp_path)
+    cache.store(KEY, np.arange(3, dtype=np.uint16), {})
+    old = tmp_path / "tokens" / "ab" / f"ab{KEY[2:]}.tokz"  # two-digit shards of aurl-token-cache-v1
+    old.parent.mkdir()
+    old.write_bytes(b"AURLTOK1")
     assert cache.stored_keys() == [KEY]
 
 

@@ -4,7 +4,12 @@ Layout of a cache folder `DIR`:
 
     DIR/manifest.json                      the last completed run: every input path, its key, its
                                            metadata and repairs, and the rejected files with reasons
-    DIR/tokens/<key[:2]>/<key>.tokz        one entry per distinct (file bytes, vocabulary, reader options)
+    DIR/tokens/<key[0]>/<key>.tokz         one entry per distinct (file bytes, vocabulary, reader options)
+
+Sixteen shard folders (the key's first hex digit) keep a folder of a 100k-file corpus near 6,000
+entries, and are few enough that a small corpus does not pay for a folder per file: with 256 (two
+digits), 409 chorales made 207 folders, and each mkdir cost more on this machine's disk than
+parsing the chorale. Folders of other names (an older cache format's) are ignored.
 
 An entry's key is the BLAKE2b digest of the file's bytes together with the vocabulary version, the
 cache format and the reader options, so a changed file, tokenizer or option gets a new entry while an
@@ -46,7 +51,7 @@ from aurl.atomic import TEMP_SUFFIX, write_bytes
 from aurl.errors import DataError
 from aurl.tokens.vocab import VOCAB_SIZE, VOCAB_VERSION
 
-CACHE_FORMAT = "aurl-token-cache-v1"
+CACHE_FORMAT = "aurl-token-cache-v2"
 MANIFEST_NAME = "manifest.json"
 ENTRY_SUFFIX = ".tokz"
 _MAGIC = b"AURLTOK1"
@@ -169,7 +174,7 @@ class TokenCache:
         """Where the entry for `key` lives (whether or not it exists)."""
         if not _KEY.fullmatch(key):
             raise DataError(f"cache key {key!r} is not 32 lowercase hex digits")
-        return self.root / "tokens" / key[:2] / f"{key}{ENTRY_SUFFIX}"
+        return self.root / "tokens" / key[0] / f"{key}{ENTRY_SUFFIX}"
 
     def store(self, key: str, tokens: np.ndarray, metadata: Mapping[str, Any]) -> Path:
         """Write an entry atomically and return its path; an existing entry is replaced."""
@@ -215,7 +220,7 @@ class TokenCache:
         folder = self.root / "tokens"
         if not folder.is_dir():
             return []
-        keys = (path.name[: -len(ENTRY_SUFFIX)] for path in folder.glob(f"*/*{ENTRY_SUFFIX}"))
+        keys = (path.name[: -len(ENTRY_SUFFIX)] for path in folder.glob(f"?/*{ENTRY_SUFFIX}"))
         return sorted(key for key in keys if _KEY.fullmatch(key))
 
     def write_manifest(self, manifest: Manifest) -> None:
@@ -264,7 +269,7 @@ class TokenCache:
         """
         cutoff = time.time() - older_than_s
         removed = 0
-        for pattern in (f".*{TEMP_SUFFIX}", f"tokens/*/.*{TEMP_SUFFIX}"):
+        for pattern in (f".*{TEMP_SUFFIX}", f"tokens/?/.*{TEMP_SUFFIX}"):
             for path in self.root.glob(pattern):
                 try:
                     if path.stat().st_mtime < cutoff:
