@@ -164,3 +164,6 @@ def test_manifest_problems_are_data_errors(tmp_path: Path) -> None:
     cache.write_manifest(manifest_with(KEY).model_copy(update={"vocab_version": "other-v0"}))
     with pytest.raises(DataError, match="other-v0"):
         cache.entries()
+    cache.write_manifest(manifest_with(KEY).model_copy(update={"format": "aurl-token-cache-v1"}))
+    with pytest.raises(DataError, match="format 'aurl-token-cache-v1'.*aurl preprocess --out"):
+        cache.entries()

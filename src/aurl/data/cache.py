@@ -250,6 +250,11 @@ class TokenCache:
     def entries(self) -> list[CacheEntry]:
         """The files of the last completed run with their keys and metadata, sorted by path."""
         manifest = self.manifest()
+        if manifest.format != CACHE_FORMAT:
+            raise DataError(
+                f"{self.manifest_path} describes a cache of format {manifest.format!r}, this aurl reads "
+                f"{CACHE_FORMAT!r}; run `aurl preprocess --out {self.root}` again"
+            )
         if manifest.vocab_version != VOCAB_VERSION:
             raise DataError(
                 f"{self.manifest_path} holds tokens of vocabulary {manifest.vocab_version!r}, this aurl "
