@@ -7,9 +7,10 @@ signatures and programs on. aurl runs `preprocess` into an empty cache with 1 an
 The runs are interleaved (peer, aurl 1 worker, aurl 2 workers, again `--repeat` times) and each
 keeps its fastest, so that a shared machine's changing speed hits all of them alike.
 
-aurl writes its cache where `aurl preprocess ~/midi --out data/` would: into a fresh folder under
-the working tree (`--work-dir`, default build/bench-preprocess, emptied after every run), not the
-system temp folder, where creating a file can cost more than reading a chorale (docs/performance.md).
+aurl writes each run's cache into a fresh folder under `--work-dir` (default: the system's temporary
+folder), removed after the run. Creating files is part of aurl's cost and not of the peer's (which
+keeps its tokens in memory); on the development VM a new file costs 0.05 to 1 ms depending on the
+folder and the moment, up to a third of aurl's time per chorale (docs/performance.md).
 
     python benchmarks/preprocess.py            # needs `pip install miditok` for the peer
 """
@@ -58,10 +59,11 @@ def run_miditok(folder: str) -> dict:
     return {"seconds": time.perf_counter() - start, "files": len(files), "tokens": tokens, "failed": failed}
 
 
-def run_aurl(folder: str, workers: int, work_dir: str) -> dict:
+def run_aurl(folder: str, workers: int, work_dir: str | None) -> dict:
     from aurl import preprocess
 
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir) as out:
         start = time.perf_counter()
         result = preprocess([folder], out, workers=workers)
@@ -74,9 +76,10 @@ def run_aurl(folder: str, workers: int, work_dir: str) -> dict:
     }
 
 
-def measure(kind: str, folder: Path, workers: int, work_dir: Path) -> dict:
+def measure(kind: str, folder: Path, workers: int, work_dir: Path | None) -> dict:
     """Run one measurement in a fresh process; add its peak RSS (children included, for workers)."""
-    extra = f", {workers}, {str(work_dir)!r}" if kind == "aurl" else ""
+    where = None if work_dir is None else str(work_dir)
+    extra = f", {workers}, {where!r}" if kind == "aurl" else ""
     here = str(Path(__file__).parent)
     code = (
         f"import json, resource, sys; sys.path.insert(0, {here!r}); import preprocess as b; "
@@ -94,8 +97,8 @@ def main() -> None:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        default=ROOT / "build" / "bench-preprocess",
-        help="where aurl's caches are written (each run in a fresh folder, removed after it)",
+        help="where aurl's caches are written (each run in a fresh folder, removed after it; "
+        "default: the system's temporary folder)",
     )
     args = parser.parse_args()
     from aurl.data.corpus import bach_dir
@@ -115,7 +118,7 @@ def main() -> None:
         f"{'corpus':15} {'tool':17} {'files/s':>9} {'tokens/s':>11} "
         f"{'peak RSS':>9} {'failed':>7} {'x peer':>7}"
     )
-    print(f"aurl writes its caches under {args.work_dir}")
+    print(f"aurl writes its caches under {args.work_dir or tempfile.gettempdir()}")
     for corpus, folder in corpora.items():
         peer_rate = None
         rounds = [[measure(kind, folder, workers, args.work_dir) for _, kind, workers in runs]
