@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,7 @@ def atomic_path(
         suffix: the temporary file's suffix (some writers choose their format by it).
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, name = _create_temp(os.fspath(path), suffix)
     os.close(fd)
     temp = Path(name)
     try:
@@ -53,15 +52,12 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = Tr
     rename. Half the system calls of a path-based write, which is most of the cost of a cache
     entry of a few kilobytes.
     """
-    folder, name = os.path.split(os.fspath(path))
-    temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    fd, temp = _create_temp(os.fspath(path), TEMP_SUFFIX)
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask; the rename must not
             if durable:
                 os.fsync(fd)
         finally:
@@ -71,6 +67,19 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = Tr
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def _create_temp(path: str, suffix: str) -> tuple[int, str]:
+    """A new empty file beside `path`, open for writing: (descriptor, name).
+
+    The name is the target's, hidden, with 48 random bits; O_EXCL makes a clash (practically
+    never) an error rather than a shared file.
+    """
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{suffix}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask
+    return fd, temp
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
