@@ -10,8 +10,10 @@ top-p 0.95) and a KV cache; neither may stop early (HF: min_new_tokens; aurl: EO
 grammar mask on as always). aurl runs through `aurl.sample.generate` with its default decoder
 (FastDecoder) in float32 and in half precision (float16 at batch 1, bfloat16 at batch 16, the faster
 of the two on a CPU at each size), and at batch 1 also through `TorchDecoder` (the model's own
-`step`); HF runs in float32 and in the same half precision. For aurl the share of time spent
-outside the model (grammar mask, constraints, processors, drawing) is reported too.
+`step`) and through the model exported to ONNX (float32 and int8, `aurl export`), run by
+onnxruntime with the same number of threads; HF runs in float32 and in the same half precision.
+For aurl the share of time spent outside the model (grammar mask, constraints, processors,
+drawing) is reported too.
 
 Every configuration runs `--repeats` times, interleaved, and keeps its best time: the CPU may be
 shared. transformers lives outside the project's environment; from the repository root:
@@ -90,10 +92,34 @@ class _Timed:
 def aurl_run(
     preset: str, batch: int, tokens: int, decoder_kind: str, dtype: torch.dtype
 ) -> Callable[[], dict]:
-    from aurl.sample import FastDecoder, TopK, TopP, TorchDecoder, generate
+    from aurl.sample import FastDecoder, TorchDecoder
 
     model = _aurl_model(preset)
     decoder = FastDecoder(model, dtype=dtype) if decoder_kind == "fast" else TorchDecoder(model)
+    return _sampling(decoder, batch, tokens)
+
+
+def onnx_run(preset: str, tokens: int, fmt: str, threads: int) -> Callable[[], dict]:
+    """aurl's sampler on the model exported by `aurl export --format fmt` (onnx or int8) to ONNX,
+    run by onnxruntime with as many threads as torch: the fastest CPU path aurl offers at batch 1."""
+    import tempfile
+    from pathlib import Path
+
+    from aurl.export import OnnxDecoder, export_model
+    from aurl.models import save_weights
+    from aurl.tokens.vocab import VOCAB_VERSION
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "model.safetensors"
+        save_weights(_aurl_model(preset), source, {"vocab_version": VOCAB_VERSION})
+        exported = Path(export_model(source, fmt, Path(folder) / "model.onnx").out)
+        decoder = OnnxDecoder(exported, threads=threads)  # the session holds the graph in memory
+    return _sampling(decoder, 1, tokens)
+
+
+def _sampling(decoder: Any, batch: int, tokens: int) -> Callable[[], dict]:
+    from aurl.sample import TopK, TopP, generate
+
     processors = [_NoEos(), TopK(SETTINGS["top_k"]), TopP(SETTINGS["top_p"])]
 
     def run() -> dict:
@@ -128,7 +154,7 @@ def parameters(preset: str) -> tuple[int, int]:
     return count(_aurl_model(preset)), count(_gpt2(*PAIRS[preset]))
 
 
-def configurations(tokens: int) -> dict[str, Callable[[], Callable[[], dict]]]:
+def configurations(tokens: int, threads: int) -> dict[str, Callable[[], Callable[[], dict]]]:
     """name -> a builder of one measurement (built lazily, so only one model is in memory at a time)."""
     out: dict[str, Callable[[], Callable[[], dict]]] = {}
     for preset in PAIRS:
@@ -145,6 +171,8 @@ def configurations(tokens: int) -> dict[str, Callable[[], Callable[[], dict]]]:
                 out[f"{preset} b{batch} aurl model.step"] = lambda p=preset, b=batch: aurl_run(
                     p, b, tokens, "torch", torch.float32
                 )
+                for fmt, name in (("onnx", "onnx float32"), ("int8", "onnx int8")):
+                    out[f"{preset} b1 aurl {name}"] = lambda p=preset, f=fmt: onnx_run(p, tokens, f, threads)
             out[f"{preset} b{batch} hf float32"] = lambda p=preset, b=batch: hf_run(
                 p, b, tokens, torch.float32
             )
@@ -152,8 +180,8 @@ def configurations(tokens: int) -> dict[str, Callable[[], Callable[[], dict]]]:
     return out
 
 
-def measure(tokens: int, repeats: int) -> dict[str, dict]:
-    builders = configurations(tokens)
+def measure(tokens: int, repeats: int, threads: int) -> dict[str, dict]:
+    builders = configurations(tokens, threads)
     best: dict[str, dict] = {}
     for repeat in range(repeats):
         for name, build in builders.items():
@@ -178,7 +206,7 @@ def report(best: dict[str, dict], args: argparse.Namespace) -> dict:
             label = str(HALF[batch]).removeprefix("torch.")
             hf32 = best.get(f"{preset} b{batch} hf float32", {}).get("tokens_per_s")
             hfh = best.get(f"{preset} b{batch} hf {label}", {}).get("tokens_per_s")
-            for variant in ("float32", label, "model.step"):
+            for variant in ("float32", label, "model.step", "onnx float32", "onnx int8"):
                 ours = best.get(f"{preset} b{batch} aurl {variant}", {}).get("tokens_per_s")
                 if ours and hf32:
                     ratios[f"{preset} b{batch} aurl {variant} / hf float32"] = ours / hf32
@@ -202,7 +230,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the report to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = report(measure(args.tokens, args.repeats), args)
+    data = report(measure(args.tokens, args.repeats, args.threads), args)
     print(json.dumps({"parameters": data["parameters"], "ratios": data["ratios"]}, indent=1))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
