@@ -17,9 +17,10 @@ from aurl.data.cache import (
     Manifest,
     RejectedFile,
     TokenCache,
+    decode_entry,
+    encode_entry,
     entry_key,
-    pack_entry,
-    unpack_entry,
+    scan_pack,
 )
 from aurl.errors import DataError
 from aurl.tokens.vocab import VOCAB_VERSION
@@ -44,71 +45,123 @@ def test_key_is_32_hex_digits_and_depends_on_bytes_and_options() -> None:
 
 @given(tokens=token_arrays, metadata=metadata_dicts)
 def test_entry_bytes_round_trip(tokens: np.ndarray, metadata: dict) -> None:
-    back, meta = unpack_entry(pack_entry(tokens, metadata))
-    assert back.dtype == np.uint16
+    key, back, meta = decode_entry(encode_entry(KEY, tokens, metadata))
+    assert key == KEY and back.dtype == np.uint16
     np.testing.assert_array_equal(back, tokens)
     assert meta == metadata
 
 
 @settings(max_examples=200)
-@given(tokens=token_arrays.filter(len), data=st.data())
-def test_damaged_entry_bytes_raise_value_error(tokens: np.ndarray, data: st.DataObject) -> None:
-    blob = pack_entry(tokens, {"n_tokens": len(tokens)})
+@given(tokens=token_arrays.filter(len), metadata=metadata_dicts, data=st.data())
+def test_any_damage_to_an_entry_raises_value_error(
+    tokens: np.ndarray, metadata: dict, data: st.DataObject
+) -> None:
+    blob = encode_entry(KEY, tokens, metadata)
     cut = data.draw(st.integers(0, len(blob) - 1), label="truncate at")
     with pytest.raises(ValueError):
-        unpack_entry(blob[:cut])
+        decode_entry(blob[:cut])
     position = data.draw(st.integers(0, len(blob) - 1), label="flip byte")
     flipped = bytearray(blob)
-    flipped[position] ^= 0xFF
-    try:
-        back, _ = unpack_entry(bytes(flipped))
-    except ValueError:
-        return
-    # A flip in the metadata can leave valid JSON; the tokens are then still intact.
-    np.testing.assert_array_equal(back, tokens)
+    flipped[position] ^= data.draw(st.integers(1, 255), label="bits")
+    with pytest.raises(ValueError):  # the CRC covers key, lengths and metadata too
+        decode_entry(bytes(flipped))
 
 
-def test_pack_rejects_tokens_that_do_not_fit() -> None:
+def test_encode_rejects_tokens_that_do_not_fit_and_bad_keys() -> None:
     with pytest.raises(DataError):
-        pack_entry(np.array([70000]), {})
+        encode_entry(KEY, np.array([70000]), {})
     with pytest.raises(DataError):
-        pack_entry(np.zeros((2, 2), np.uint16), {})
+        encode_entry(KEY, np.zeros((2, 2), np.uint16), {})
+    with pytest.raises(DataError, match="32 lowercase hex digits"):
+        encode_entry("abc", np.zeros(2, np.uint16), {})
 
 
-def test_entries_are_not_pickles_or_zips(tmp_path: Path) -> None:
-    path = TokenCache(tmp_path).store(KEY, np.arange(10, dtype=np.uint16), {"a": 1})
-    assert path.read_bytes()[:8] == b"AURLTOK1"
-    assert path == tmp_path / "tokens" / KEY[0] / f"{KEY}.tokz"
+def packs(root: Path) -> list[Path]:
+    return sorted((root / "packs").glob("*.pack"))
 
 
-def test_store_then_load(tmp_path: Path) -> None:
+def test_entries_are_appended_to_one_pack_per_writer(tmp_path: Path) -> None:
+    other = "f" * 32
+    with TokenCache(tmp_path) as cache:
+        cache.store(KEY, np.arange(10, dtype=np.uint16), {"a": 1})
+        cache.store(other, np.arange(5, dtype=np.uint16), {"b": 2})
+    [pack] = packs(tmp_path)
+    blob = pack.read_bytes()
+    assert blob[:8] == b"AURLTOK3", "entries are not pickles or zips"
+    assert [key for key, _ in scan_pack(pack)] == [KEY, other]
+    assert pack.stat().st_mode & 0o777 == 0o644
+    with TokenCache(tmp_path) as second:  # a second writer (another run, another worker) gets its own
+        second.store(other, np.arange(7, dtype=np.uint16), {})
+    assert len(packs(tmp_path)) == 2
+
+
+def test_store_then_load_in_the_same_and_a_fresh_object(tmp_path: Path) -> None:
     cache = TokenCache(tmp_path / "cache")
     tokens = np.array([1, 2, 773, 0], dtype=np.uint16)
     cache.store(KEY, tokens, {"n_tokens": 4})
     np.testing.assert_array_equal(cache.load(KEY), tokens)
     assert cache.lookup(KEY) == {"n_tokens": 4}
-    assert cache.stored_keys() == [KEY]
+    cache.close()
+    fresh = TokenCache(tmp_path / "cache")
+    np.testing.assert_array_equal(fresh.load(KEY), tokens)
+    assert fresh.stored_keys() == [KEY]
 
 
-def test_an_older_layouts_shard_folders_are_ignored(tmp_path: Path) -> None:
-    cache = TokenCache(tmp_path)
-    cache.store(KEY, np.arange(3, dtype=np.uint16), {})
-    old = tmp_path / "tokens" / "ab" / f"ab{KEY[2:]}.tokz"  # two-digit shards of aurl-token-cache-v1
-    old.parent.mkdir()
+def test_an_entry_written_by_another_process_after_the_index_is_found(tmp_path: Path) -> None:
+    reader = TokenCache(tmp_path)
+    assert reader.lookup(KEY) is None  # builds an empty index
+    with TokenCache(tmp_path) as writer:
+        writer.store(KEY, np.arange(3, dtype=np.uint16), {"x": 1})
+    assert reader.lookup(KEY) == {"x": 1}
+
+
+def test_an_older_layouts_folders_are_ignored(tmp_path: Path) -> None:
+    with TokenCache(tmp_path) as cache:
+        cache.store(KEY, np.arange(3, dtype=np.uint16), {})
+    old = tmp_path / "tokens" / "a" / f"a{KEY[1:]}.tokz"  # an entry file of aurl-token-cache-v2
+    old.parent.mkdir(parents=True)
     old.write_bytes(b"AURLTOK1")
-    assert cache.stored_keys() == [KEY]
+    assert TokenCache(tmp_path).stored_keys() == [KEY]
 
 
-def test_missing_and_corrupt_entries(tmp_path: Path) -> None:
+def test_missing_and_damaged_entries(tmp_path: Path) -> None:
     cache = TokenCache(tmp_path)
     with pytest.raises(DataError, match="no such cache entry"):
         cache.load(KEY)
     assert cache.lookup(KEY) is None
-    path = cache.store(KEY, np.arange(100, dtype=np.uint16), {})
-    path.write_bytes(path.read_bytes()[:-5])  # a torn write
-    with pytest.raises(DataError, match="corrupt cache entry"):
+    cache.store(KEY, np.arange(100, dtype=np.uint16), {})
+    cache.close()
+    [pack] = packs(tmp_path)
+    blob = bytearray(pack.read_bytes())
+    blob[-5] ^= 0xFF  # a damaged byte in the token stream
+    pack.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="damaged cache entry"):
         cache.load(KEY)
     assert cache.lookup(KEY) is None
+
+
+def test_a_torn_last_entry_hides_only_itself(tmp_path: Path) -> None:
+    """What a writer killed mid-entry leaves: every finished entry is found, the torn one is not."""
+    keys = [f"{i:032x}" for i in range(3)]
+    with TokenCache(tmp_path) as cache:
+        for i, key in enumerate(keys):
+            cache.store(key, np.full(50 + i, i, np.uint16), {"i": i})
+    [pack] = packs(tmp_path)
+    blob = pack.read_bytes()
+    last = dict(scan_pack(pack))[keys[2]]
+    for cut in (last + 3, last + 40, len(blob) - 1):
+        pack.write_bytes(blob[:cut])
+        fresh = TokenCache(tmp_path)
+        assert fresh.stored_keys() == keys[:2]
+        assert [fresh.lookup(key) for key in keys] == [{"i": 0}, {"i": 1}, None]
+
+
+def test_a_later_entry_of_a_key_wins(tmp_path: Path) -> None:
+    with TokenCache(tmp_path) as cache:
+        cache.store(KEY, np.zeros(3, np.uint16), {"v": 1})
+        cache.store(KEY, np.ones(3, np.uint16), {"v": 2})
+        assert cache.lookup(KEY) == {"v": 2}
+    assert TokenCache(tmp_path).lookup(KEY) == {"v": 2}
 
 
 @pytest.mark.parametrize("key", ["../../etc/passwd", "ABCDEF0123456789ABCDEF0123456789", "abc", ""])
@@ -118,23 +171,43 @@ def test_bad_keys_are_refused(tmp_path: Path, key: str) -> None:
 
 
 def test_store_turns_os_errors_into_data_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "tokens"
-    blocker.write_text("a file where the tokens folder should be")
-    with pytest.raises(DataError, match="cannot write cache entry"):
+    blocker = tmp_path / "packs"
+    blocker.write_text("a file where the packs folder should be")
+    with pytest.raises(DataError, match="cannot write a cache entry"):
         TokenCache(tmp_path).store(KEY, np.zeros(3, np.uint16), {})
 
 
-def test_temp_files_are_ignored_and_stale_ones_removed(tmp_path: Path) -> None:
+def test_a_failed_write_cuts_the_pack_back_and_the_next_entry_goes_to_a_new_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = TokenCache(tmp_path)
     cache.store(KEY, np.zeros(3, np.uint16), {})
-    folder = cache.entry_path(KEY).parent
-    stale = folder / f".{KEY}.tokz.abc{TEMP_SUFFIX}"
-    fresh = folder / f".{KEY}.tokz.def{TEMP_SUFFIX}"
-    stale.write_bytes(b"half an entry")
+    real_write = os.write
+
+    def disk_full_after_ten_bytes(fd: int, data: bytes) -> int:
+        real_write(fd, bytes(data)[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full_after_ten_bytes)
+    with pytest.raises(DataError, match="No space left on device"):
+        cache.store("f" * 32, np.zeros(3, np.uint16), {})
+    monkeypatch.undo()
+    [pack] = packs(tmp_path)
+    assert [key for key, _ in scan_pack(pack)] == [KEY] and len(list(pack.parent.iterdir())) == 1
+    cache.store("e" * 32, np.zeros(3, np.uint16), {})
+    cache.close()
+    assert len(packs(tmp_path)) == 2
+    assert TokenCache(tmp_path).stored_keys() == [KEY, "e" * 32]
+
+
+def test_stale_temporary_manifests_are_removed(tmp_path: Path) -> None:
+    cache = TokenCache(tmp_path)
+    stale = tmp_path / f".manifest.json.abc{TEMP_SUFFIX}"
+    fresh = tmp_path / f".manifest.json.def{TEMP_SUFFIX}"
+    stale.write_bytes(b"half a manifest")
     fresh.write_bytes(b"another run is writing this")
     hour_ago = time.time() - 7200
     os.utime(stale, (hour_ago, hour_ago))
-    assert cache.stored_keys() == [KEY]
     assert cache.remove_stale_temp_files() == 1
     assert not stale.exists() and fresh.exists()
 

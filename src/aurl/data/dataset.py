@@ -27,8 +27,8 @@ class TokenDataset:
 
     `dataset[i]` reads piece i's token ids from its cache entry each time (~0.05 ms for a chorale);
     `score(i)` decodes them once per process and keeps the Score for augmentation (at most
-    MEMO_NOTES notes, least recently used first out). Pickling drops that memo, so a DataLoader
-    worker starts with its own.
+    MEMO_NOTES notes, least recently used first out). Pickling drops that memo and the caches'
+    indexes, so a DataLoader worker starts with its own.
 
     Args:
         pieces: the pieces, in order.
@@ -40,6 +40,7 @@ class TokenDataset:
         self.names = [piece.name for piece in self.pieces]
         self._memo: OrderedDict[int, Score] = OrderedDict()
         self._memo_notes = 0
+        self._caches: dict[Path, TokenCache] = {}  # one index of each cache folder per process
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -50,7 +51,7 @@ class TokenDataset:
     def __getitem__(self, index: int) -> np.ndarray:
         """(T,) uint16 token ids of the whole piece `index` (BOS ... EOS)."""
         piece = self.pieces[self._check(index)]
-        ids = TokenCache(piece.cache).load(piece.key)
+        ids = self._caches.setdefault(piece.cache, TokenCache(piece.cache)).load(piece.key)
         if len(ids) != piece.n_tokens:
             raise DataError(
                 f"cache entry {piece.key} of '{piece.name}' holds {len(ids)} tokens, its manifest says "
@@ -84,7 +85,7 @@ class TokenDataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_memo"], state["_memo_notes"] = OrderedDict(), 0
+        state["_memo"], state["_memo_notes"], state["_caches"] = OrderedDict(), 0, {}
         return state
 
 

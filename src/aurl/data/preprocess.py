@@ -173,19 +173,19 @@ def _run(
     if on_progress:
         on_progress(0, len(paths))
     if n_workers == 1:
-        cache = TokenCache(root)
-        for path in paths:
-            _record(outcomes, [process_file(path, cache=cache, options=options)], len(paths), on_progress)
+        with TokenCache(root) as cache:
+            for path in paths:
+                _record(outcomes, [process_file(path, cache=cache, options=options)], len(paths), on_progress)
         return outcomes
     size = max(1, min(16, len(paths) // (n_workers * 8)))  # chunks amortise the inter-process traffic
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     # The platform's default start method (fork on Linux before 3.14, else spawn or forkserver):
     # process_chunk is a module-level function of picklable arguments, so every method works.
     pool = ProcessPoolExecutor(
-        n_workers, mp_context=multiprocessing.get_context(), initializer=_ignore_interrupts
+        n_workers, mp_context=multiprocessing.get_context(), initializer=_start_worker, initargs=(str(root),)
     )
     try:
-        futures = [pool.submit(process_chunk, chunk, str(root), options) for chunk in chunks]
+        futures = [pool.submit(process_chunk, chunk, options) for chunk in chunks]
         for future in as_completed(futures):
             _record(outcomes, future.result(), len(paths), on_progress)
     except BrokenProcessPool:
@@ -201,7 +201,12 @@ def _run(
     return outcomes
 
 
-def _ignore_interrupts() -> None:
+_worker_cache: TokenCache | None = None  # a worker process's own cache: one pack, one index
+
+
+def _start_worker(cache_root: str) -> None:
+    global _worker_cache
+    _worker_cache = TokenCache(cache_root)  # its pack closes when the process exits
     # Ctrl-C reaches every process of the terminal's group: the parent alone handles it (it drops
     # the queued work), instead of each worker printing a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -218,9 +223,10 @@ def _record(
             on_progress(len(outcomes), total)
 
 
-def process_chunk(paths: list[str], cache_root: str, options: dict[str, Any]) -> list[_Outcome]:
-    """`process_file` over several files: what one worker does per task."""
-    cache = TokenCache(cache_root)
+def process_chunk(paths: list[str], options: dict[str, Any]) -> list[_Outcome]:
+    """`process_file` over several files: what one worker process (see `_start_worker`) does per task."""
+    cache = _worker_cache
+    assert cache is not None, "process_chunk runs in a worker started by _start_worker"
     return [process_file(path, cache=cache, options=options) for path in paths]
 
 

@@ -126,7 +126,8 @@ def _holds_all(cache: TokenCache, names: set[str]) -> bool:
         return False
     if manifest.vocab_version != VOCAB_VERSION or {Path(e.path).name for e in manifest.files} != names:
         return False
-    return all(cache.entry_path(entry.key).is_file() for entry in manifest.files)
+    stored = set(cache.stored_keys())
+    return all(entry.key in stored for entry in manifest.files)
 
 
 def _preprocessed(inputs: Sequence[Path], base: Path, on_progress: ProgressCallback | None) -> Path:
