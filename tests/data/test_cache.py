@@ -107,11 +107,15 @@ def test_store_then_load_in_the_same_and_a_fresh_object(tmp_path: Path) -> None:
     assert fresh.stored_keys() == [KEY]
 
 
-def test_an_entry_written_by_another_process_after_the_index_is_found(tmp_path: Path) -> None:
+def test_read_finds_an_entry_written_by_another_process_after_the_index_lookup_does_not(
+    tmp_path: Path,
+) -> None:
     reader = TokenCache(tmp_path)
     assert reader.lookup(KEY) is None  # builds an empty index
     with TokenCache(tmp_path) as writer:
         writer.store(KEY, np.arange(3, dtype=np.uint16), {"x": 1})
+    assert reader.lookup(KEY) is None, "a miss while filling the cache does not walk the packs again"
+    assert reader.read(KEY)[1] == {"x": 1}
     assert reader.lookup(KEY) == {"x": 1}
 
 

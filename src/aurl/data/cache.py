@@ -291,7 +291,29 @@ class TokenCache:
             raise DataError(
                 f"{self.root}: no such cache entry {key}; run `aurl preprocess --out {self.root}` again"
             )
-        path, offset = location
+        return self._read_at(key, *location)
+
+    def load(self, key: str) -> np.ndarray:
+        """The token ids of an entry, (N,) uint16."""
+        return self.read(key)[0]
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The metadata of a complete, readable entry, or None when it is missing or damaged.
+
+        Looks in the index as this object first built it, plus its own writes: a miss is the
+        common case while a run fills the cache and must not walk the packs again. An entry that
+        another run wrote since is therefore not found, and its file is simply read again.
+        """
+        _check_key(key)
+        location = self._entries().get(key)
+        if location is None:
+            return None
+        try:
+            return self._read_at(key, *location)[1]
+        except DataError:
+            return None
+
+    def _read_at(self, key: str, path: Path, offset: int) -> tuple[np.ndarray, dict[str, Any]]:
         try:
             found, tokens, metadata = decode_entry(_read_entry_bytes(path, offset))
             if found != key:
@@ -302,17 +324,6 @@ class TokenCache:
                 f"run `aurl preprocess --out {self.root}` to make it again"
             ) from None
         return tokens, metadata
-
-    def load(self, key: str) -> np.ndarray:
-        """The token ids of an entry, (N,) uint16."""
-        return self.read(key)[0]
-
-    def lookup(self, key: str) -> dict[str, Any] | None:
-        """The metadata of a complete, readable entry, or None when it is missing or damaged."""
-        try:
-            return self.read(key)[1]
-        except DataError:
-            return None
 
     def stored_keys(self) -> list[str]:
         """Keys of every entry in the folder's packs (any run's), sorted, found afresh."""
