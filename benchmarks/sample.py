@@ -21,6 +21,11 @@ shared. transformers lives outside the project's environment; from the repositor
     /work/venvs/bench/bin/python benchmarks/sample.py                 # about 10 minutes
     /work/venvs/bench/bin/python benchmarks/sample.py --tokens 128 --repeats 1 --json out.json
 
+`--long 10000` measures something else: the time per token (model and sampling) along one piece of
+10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention and for the GPT-2
+peer, as medians over tokens 100-1100, the middle 1000 and the last 1000. Windowed attention keeps
+a bounded cache, so its time should stay flat; full attention's grows with the piece.
+
 docs/sample.md holds the figures of the last run.
 """
 
@@ -29,8 +34,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -40,20 +47,21 @@ PAIRS = {"small": (4, 256, 4), "full": (8, 512, 8)}  # aurl preset -> GPT-2 laye
 HALF = {1: torch.float16, 16: torch.bfloat16}
 
 
-def _aurl_model(preset: str):  # noqa: ANN202 - torch is imported by the caller
+def _aurl_model(preset: str, attention: str = "full"):  # noqa: ANN202 - torch is imported by the caller
     from aurl.models import MusicTransformerVAEGAN, TokenTable
     from aurl.tokens import model_tables
 
     torch.manual_seed(0)
-    return MusicTransformerVAEGAN.from_preset(preset, mode="transformer", table=TokenTable(**model_tables()))
+    table = TokenTable(**model_tables())
+    return MusicTransformerVAEGAN.from_preset(preset, mode="transformer", table=table, attention=attention)
 
 
-def _gpt2(layers: int, width: int, heads: int):  # noqa: ANN202
+def _gpt2(layers: int, width: int, heads: int, positions: int = 4096):  # noqa: ANN202
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=774, n_positions=4096, n_embd=width, n_layer=layers, n_head=heads,
+        vocab_size=774, n_positions=positions, n_embd=width, n_layer=layers, n_head=heads,
         bos_token_id=1, eos_token_id=2, pad_token_id=0,
     )  # fmt: skip
     return GPT2LMHeadModel(config).eval()
@@ -69,11 +77,15 @@ class _NoEos:
 
 
 class _Timed:
-    """A Decoder wrapper that counts generated tokens and the time spent inside the model."""
+    """A Decoder wrapper that counts generated tokens and times every call of the model."""
 
     def __init__(self, decoder: Any) -> None:
         self.inner, self.vocab_size = decoder, decoder.vocab_size
-        self.tokens, self.model_s = 0, 0.0
+        self.tokens, self.step_s, self.began = 0, [], []  # per call: seconds inside, start time
+
+    @property
+    def model_s(self) -> float:
+        return sum(self.step_s)
 
     def start(self, batch: int, z: Any = None) -> Any:
         return self.inner.start(batch, z)
@@ -81,7 +93,8 @@ class _Timed:
     def step(self, ids: torch.Tensor, cache: Any) -> Any:
         began = time.perf_counter()
         out = self.inner.step(ids, cache)
-        self.model_s += time.perf_counter() - began
+        self.step_s.append(time.perf_counter() - began)
+        self.began.append(began)
         self.tokens += ids.shape[0] if ids.shape[1] == 1 else 0
         return out
 
@@ -222,16 +235,92 @@ def report(best: dict[str, dict], args: argparse.Namespace) -> dict:
     }  # fmt: skip
 
 
+LONG_ATTENTION = ("full", "sliding", "hierarchical")
+
+
+def long_step_times(preset: str, tokens: int, device: str) -> dict[str, list[float]]:
+    """Seconds per token (model and sampling) along one piece of `tokens` new tokens at batch 1.
+
+    aurl runs each attention kind through the decoder `aurl sample` picks for it (FastDecoder for
+    full attention, the model's own `step` for the windowed kinds); the peer is HF's GPT-2 of the
+    same size with enough positions, timed between the calls of a logits processor.
+    """
+    from aurl.config import SampleConfig
+    from aurl.sample import FastDecoder, TopK, TopP, TorchDecoder, generate
+    from aurl.sample.constraints import build_constraints
+
+    out: dict[str, list[float]] = {}
+    processors = [_NoEos(), TopK(SETTINGS["top_k"]), TopP(SETTINGS["top_p"])]
+    # Random weights leave notes sounding by the hundred, and the stopping rule starts closing a
+    # piece early enough to end them all; a polyphony limit lets the piece run its whole length.
+    constraints = build_constraints(SampleConfig(max_polyphony=8))
+    for attention in LONG_ATTENTION:
+        model = _aurl_model(preset, attention)
+        decoder = FastDecoder(model, device) if attention == "full" else TorchDecoder(model, device)
+        timed = _Timed(decoder)
+        generate(timed, num=1, max_tokens=tokens, processors=processors, constraints=constraints, seed=0)
+        out[f"aurl {attention}"] = [b - a for a, b in pairwise(timed.began)]
+        print(f"aurl {attention}: {len(out[f'aurl {attention}'])} steps", flush=True)
+    out["hf full"] = _hf_step_times(preset, tokens, device)
+    return out
+
+
+def _hf_step_times(preset: str, tokens: int, device: str) -> list[float]:
+    from transformers import LogitsProcessorList
+
+    model = _gpt2(*PAIRS[preset], positions=tokens + 1).to(device)
+    stamps: list[float] = []
+
+    def clock(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if scores.is_cuda:
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+        return scores
+
+    ids = torch.ones(1, 1, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, min_new_tokens=tokens,
+            do_sample=True, use_cache=True, logits_processor=LogitsProcessorList([clock]), **SETTINGS,
+        )  # fmt: skip
+    return [b - a for a, b in pairwise(stamps)]
+
+
+def long_report(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Median milliseconds per token near the start, the middle and the end, and end / start."""
+    rows = {}
+    for name, seconds in times.items():
+        n, half = len(seconds), len(seconds) // 2
+        windows = {"start": (100, 1100), "middle": (half - 500, half + 500), "end": (n - 1000, n)}
+        ms = {where: 1e3 * statistics.median(seconds[a:b]) for where, (a, b) in windows.items()}
+        rows[name] = {"tokens": n + 1, **ms, "end / start": ms["end"] / ms["start"]}
+        print(f"{name:20s} " + "  ".join(f"{k} {v:7.2f}" for k, v in rows[name].items()), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=512, help="new tokens per row")
     parser.add_argument("--repeats", type=int, default=2, help="runs per configuration (the best counts)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--json", help="write the report to this file")
+    parser.add_argument(
+        "--long", type=int, metavar="TOKENS",
+        help="instead: time per token along one piece this long, per attention kind (e.g. 10000)",
+    )  # fmt: skip
+    parser.add_argument("--preset", default="small", choices=sorted(PAIRS), help="with --long: model size")
+    parser.add_argument("--device", default="cpu", help="with --long: where the models run (cpu, cuda)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = report(measure(args.tokens, args.repeats, args.threads), args)
-    print(json.dumps({"parameters": data["parameters"], "ratios": data["ratios"]}, indent=1))
+    if args.long:
+        if args.long < 2200:
+            parser.error("--long needs at least 2200 tokens (three windows of 1000 after a warm-up of 100)")
+        rows = long_report(long_step_times(args.preset, args.long, args.device))
+        data = {"settings": {**SETTINGS, "tokens": args.long, "preset": args.preset, "device": args.device,
+                             "threads": args.threads}, "ms_per_token": rows}  # fmt: skip
+    else:
+        data = report(measure(args.tokens, args.repeats, args.threads), args)
+        print(json.dumps({"parameters": data["parameters"], "ratios": data["ratios"]}, indent=1))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
