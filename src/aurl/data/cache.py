@@ -195,11 +195,13 @@ class _PackWriter:
         while True:
             self.path = folder / f"{secrets.token_hex(8)}{PACK_SUFFIX}"
             try:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
                 break
             except FileExistsError:  # 64 random bits clashed: practically never
                 continue
-        os.fchmod(self.fd, FILE_MODE)  # the creation mode went through the umask
+        self._file = os.fdopen(fd, "ab", buffering=0)  # closes the descriptor if never closed by hand
+        self.fd = fd
+        os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask
         self.size = 0
 
     def append(self, blob: bytes) -> int:
@@ -217,7 +219,7 @@ class _PackWriter:
         return offset
 
     def close(self) -> None:
-        os.close(self.fd)
+        self._file.close()
 
 
 class TokenCache:
