@@ -244,3 +244,32 @@ def test_manifest_problems_are_data_errors(tmp_path: Path) -> None:
     cache.write_manifest(manifest_with(KEY).model_copy(update={"format": "aurl-token-cache-v1"}))
     with pytest.raises(DataError, match="format 'aurl-token-cache-v1'.*aurl preprocess --out"):
         cache.entries()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=st.lists(st.tuples(st.integers(0, 2**128 - 1), token_arrays), max_size=4),
+    garbage=st.binary(max_size=200),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=3),
+)
+def test_any_pack_bytes_give_entries_or_data_errors(
+    tmp_path_factory: pytest.TempPathFactory, entries: list, garbage: bytes, flips: list
+) -> None:
+    """A pack damaged anyhow (flipped bytes, junk at the end) never crashes or hangs a reader."""
+    root = tmp_path_factory.mktemp("cache")
+    blob = bytearray(b"".join(encode_entry(f"{key:032x}", tokens, {}) for key, tokens in entries) + garbage)
+    for position, bits in flips:
+        if blob:
+            blob[position % len(blob)] ^= bits
+    (root / "packs").mkdir()
+    (root / "packs" / "damaged.pack").write_bytes(bytes(blob))
+    cache = TokenCache(root)
+    for key in cache.stored_keys():
+        try:
+            tokens, _ = cache.read(key)
+        except DataError:
+            assert cache.lookup(key) is None
+        else:
+            assert tokens.dtype == np.uint16
+    if not flips and not garbage:
+        assert cache.stored_keys() == sorted({f"{key:032x}" for key, _ in entries})
