@@ -273,3 +273,15 @@ def test_any_pack_bytes_give_entries_or_data_errors(
             assert tokens.dtype == np.uint16
     if not flips and not garbage:
         assert cache.stored_keys() == sorted({f"{key:032x}" for key, _ in entries})
+
+
+def test_a_length_damaged_after_indexing_is_a_data_error_not_a_huge_read(tmp_path: Path) -> None:
+    with TokenCache(tmp_path) as cache:
+        cache.store(KEY, np.arange(100, dtype=np.uint16), {})
+        assert cache.lookup(KEY) == {}  # indexed while whole
+        [pack] = packs(tmp_path)
+        blob = bytearray(pack.read_bytes())
+        blob[32:36] = b"\xff\xff\xff\x7f"  # the token stream's length field: 2 GB
+        pack.write_bytes(bytes(blob))
+        with pytest.raises(DataError, match="ends inside the entry"):
+            cache.read(KEY)

@@ -411,6 +411,8 @@ def _read_entry_bytes(path: Path, offset: int) -> bytes:
         if len(header) < _HEADER.size:
             raise ValueError("the pack ends inside the entry's header")
         _, _, meta_len, _, body_len, _ = _HEADER.unpack(header)
+        if offset + _HEADER.size + meta_len + body_len > os.fstat(file.fileno()).st_size:
+            raise ValueError("the pack ends inside the entry")  # and a damaged length allocates nothing
         return header + file.read(meta_len + body_len)
 
 
