@@ -13,7 +13,8 @@ of the two on a CPU at each size), and at batch 1 also through `TorchDecoder` (t
 `step`) and through the model exported to ONNX (float32 and int8, `aurl export`), run by
 onnxruntime with the same number of threads; HF runs in float32 and in the same half precision.
 For aurl the share of time spent outside the model (grammar mask, constraints, processors,
-drawing) is reported too.
+drawing) is reported too, and so is the sampler alone at batch 1 (a stand-in model that returns
+fixed logits at once): the most tokens/s any model can reach through `aurl.sample.generate`.
 
 Every configuration runs `--repeats` times, interleaved, and keeps its best time: the CPU may be
 shared. transformers lives outside the project's environment; from the repository root:
@@ -76,6 +77,25 @@ class _NoEos:
         return logits.index_fill(-1, torch.tensor([vocab.EOS]), float("-inf"))
 
 
+class _NoModel:
+    """A Decoder that returns the same random logits at once: what is left is the sampler's own cost
+    (grammar mask, processors, draw, bookkeeping), the ceiling of tokens/s for any model."""
+
+    vocab_size = 774
+
+    def __init__(self) -> None:
+        self.logits = torch.randn(1, 1, self.vocab_size, generator=torch.Generator().manual_seed(0)) * 3
+
+    def start(self, batch: int, z: Any = None) -> None:
+        return None
+
+    def step(self, ids: torch.Tensor, cache: None) -> tuple[torch.Tensor, None]:
+        return self.logits.expand(ids.shape[0], ids.shape[1], self.vocab_size), cache
+
+    def reorder(self, cache: None, index: torch.Tensor) -> None:
+        return cache
+
+
 class _Timed:
     """A Decoder wrapper that counts generated tokens and times every call of the model."""
 
@@ -103,12 +123,13 @@ class _Timed:
 
 
 def aurl_run(
-    preset: str, batch: int, tokens: int, decoder_kind: str, dtype: torch.dtype
+    preset: str, batch: int, tokens: int, decoder_kind: str, dtype: torch.dtype, device: str = "cpu"
 ) -> Callable[[], dict]:
     from aurl.sample import FastDecoder, TorchDecoder
 
     model = _aurl_model(preset)
-    decoder = FastDecoder(model, dtype=dtype) if decoder_kind == "fast" else TorchDecoder(model)
+    fast = decoder_kind == "fast"
+    decoder = FastDecoder(model, device, dtype=dtype) if fast else TorchDecoder(model, device)
     return _sampling(decoder, batch, tokens)
 
 
@@ -146,9 +167,11 @@ def _sampling(decoder: Any, batch: int, tokens: int) -> Callable[[], dict]:
     return run
 
 
-def hf_run(preset: str, batch: int, tokens: int, dtype: torch.dtype) -> Callable[[], dict]:
-    model = _gpt2(*PAIRS[preset]).to(dtype)
-    ids = torch.ones(batch, 1, dtype=torch.long)
+def hf_run(
+    preset: str, batch: int, tokens: int, dtype: torch.dtype, device: str = "cpu"
+) -> Callable[[], dict]:
+    model = _gpt2(*PAIRS[preset]).to(device, dtype)
+    ids = torch.ones(batch, 1, dtype=torch.long, device=device)
 
     def run() -> dict:
         began = time.perf_counter()
@@ -170,6 +193,7 @@ def parameters(preset: str) -> tuple[int, int]:
 def configurations(tokens: int, threads: int) -> dict[str, Callable[[], Callable[[], dict]]]:
     """name -> a builder of one measurement (built lazily, so only one model is in memory at a time)."""
     out: dict[str, Callable[[], Callable[[], dict]]] = {}
+    out["b1 aurl sampler alone"] = lambda: _sampling(_NoModel(), 1, tokens)
     for preset in PAIRS:
         for batch in (1, 16):
             half = HALF[batch]
