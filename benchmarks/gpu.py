@@ -17,7 +17,7 @@ The peer needs transformers, which the device image lacks: fetch its wheels firs
 `../shared/device/wheels.sh transformers tokenizers huggingface-hub regex pyyaml tqdm filelock fsspec`,
 carry `.whl`, and install them as that script says. Then, on the device, from the repository root:
 
-    python benchmarks/gpu.py --json $OUT/gpu.json             # about 8 minutes on an H100
+    python benchmarks/gpu.py --json $OUT/gpu.json             # an estimated 8 minutes on an H100
 
 `--device cpu --quick` runs every part with tiny sizes, to check the script before a device call.
 """
