@@ -73,10 +73,10 @@ def train_rate(name: str, device: torch.device, batch: int, seq: int, steps: int
     """Tokens/s and model FLOP/s of compiled bfloat16 training on random tokens."""
     torch.manual_seed(0)
     if name == "aurl":
-        model = sampling._aurl_model("full").to(device)
+        model = sampling.aurl_model("full").to(device)
         layers, width = model.config.decoder_layers, model.config.d_model
     else:
-        model = sampling._gpt2(*GPT2_PEER, positions=seq).to(device)
+        model = sampling.gpt2_model(*GPT2_PEER, positions=seq).to(device)
         layers, width = GPT2_PEER[0], GPT2_PEER[1]
     model.train()
     compiled = torch.compile(model)
@@ -116,7 +116,7 @@ def train_rate(name: str, device: torch.device, batch: int, seq: int, steps: int
 
 def sample_rates(device: torch.device, tokens: int) -> dict[str, float]:
     """Tokens/s at batch 1 and 16 of aurl (FastDecoder, bfloat16) and HF `generate` (bfloat16)."""
-    alone = sampling._sampling(sampling._NoModel(), 1, tokens)
+    alone = sampling.sampling_run(sampling.NoModel(), 1, tokens)
     alone()  # warm-up
     result = alone()
     out = {"b1 sampler alone": result["tokens"] / result["seconds"]}  # the ceiling: the host's work per token

@@ -48,7 +48,7 @@ PAIRS = {"small": (4, 256, 4), "full": (8, 512, 8)}  # aurl preset -> GPT-2 laye
 HALF = {1: torch.float16, 16: torch.bfloat16}
 
 
-def _aurl_model(preset: str, attention: str = "full"):  # noqa: ANN202 - torch is imported by the caller
+def aurl_model(preset: str, attention: str = "full"):  # noqa: ANN202 - torch is imported by the caller
     from aurl.models import MusicTransformerVAEGAN, TokenTable
     from aurl.tokens import model_tables
 
@@ -57,7 +57,7 @@ def _aurl_model(preset: str, attention: str = "full"):  # noqa: ANN202 - torch i
     return MusicTransformerVAEGAN.from_preset(preset, mode="transformer", table=table, attention=attention)
 
 
-def _gpt2(layers: int, width: int, heads: int, positions: int = 4096):  # noqa: ANN202
+def gpt2_model(layers: int, width: int, heads: int, positions: int = 4096):  # noqa: ANN202
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ class _NoEos:
         return logits.index_fill(-1, torch.tensor([vocab.EOS]), float("-inf"))
 
 
-class _NoModel:
+class NoModel:
     """A Decoder that returns the same random logits at once: what is left is the sampler's own cost
     (grammar mask, processors, draw, bookkeeping), the ceiling of tokens/s for any model."""
 
@@ -127,10 +127,10 @@ def aurl_run(
 ) -> Callable[[], dict]:
     from aurl.sample import FastDecoder, TorchDecoder
 
-    model = _aurl_model(preset)
+    model = aurl_model(preset)
     fast = decoder_kind == "fast"
     decoder = FastDecoder(model, device, dtype=dtype) if fast else TorchDecoder(model, device)
-    return _sampling(decoder, batch, tokens)
+    return sampling_run(decoder, batch, tokens)
 
 
 def onnx_run(preset: str, tokens: int, fmt: str, threads: int) -> Callable[[], dict]:
@@ -145,13 +145,13 @@ def onnx_run(preset: str, tokens: int, fmt: str, threads: int) -> Callable[[], d
 
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "model.safetensors"
-        save_weights(_aurl_model(preset), source, {"vocab_version": VOCAB_VERSION})
+        save_weights(aurl_model(preset), source, {"vocab_version": VOCAB_VERSION})
         exported = Path(export_model(source, fmt, Path(folder) / "model.onnx").out)
         decoder = OnnxDecoder(exported, threads=threads)  # the session holds the graph in memory
-    return _sampling(decoder, 1, tokens)
+    return sampling_run(decoder, 1, tokens)
 
 
-def _sampling(decoder: Any, batch: int, tokens: int) -> Callable[[], dict]:
+def sampling_run(decoder: Any, batch: int, tokens: int) -> Callable[[], dict]:
     from aurl.sample import TopK, TopP, generate
 
     processors = [_NoEos(), TopK(SETTINGS["top_k"]), TopP(SETTINGS["top_p"])]
@@ -170,7 +170,7 @@ def _sampling(decoder: Any, batch: int, tokens: int) -> Callable[[], dict]:
 def hf_run(
     preset: str, batch: int, tokens: int, dtype: torch.dtype, device: str = "cpu"
 ) -> Callable[[], dict]:
-    model = _gpt2(*PAIRS[preset]).to(device, dtype)
+    model = gpt2_model(*PAIRS[preset]).to(device, dtype)
     ids = torch.ones(batch, 1, dtype=torch.long, device=device)
 
     def run() -> dict:
@@ -187,13 +187,13 @@ def hf_run(
 
 def parameters(preset: str) -> tuple[int, int]:
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    return count(_aurl_model(preset)), count(_gpt2(*PAIRS[preset]))
+    return count(aurl_model(preset)), count(gpt2_model(*PAIRS[preset]))
 
 
 def configurations(tokens: int, threads: int) -> dict[str, Callable[[], Callable[[], dict]]]:
     """name -> a builder of one measurement (built lazily, so only one model is in memory at a time)."""
     out: dict[str, Callable[[], Callable[[], dict]]] = {}
-    out["b1 aurl sampler alone"] = lambda: _sampling(_NoModel(), 1, tokens)
+    out["b1 aurl sampler alone"] = lambda: sampling_run(NoModel(), 1, tokens)
     for preset in PAIRS:
         for batch in (1, 16):
             half = HALF[batch]
@@ -279,7 +279,7 @@ def long_step_times(preset: str, tokens: int, device: str) -> dict[str, list[flo
     # piece early enough to end them all; a polyphony limit lets the piece run its whole length.
     constraints = build_constraints(SampleConfig(max_polyphony=8))
     for attention in LONG_ATTENTION:
-        model = _aurl_model(preset, attention)
+        model = aurl_model(preset, attention)
         decoder = FastDecoder(model, device) if attention == "full" else TorchDecoder(model, device)
         timed = _Timed(decoder)
         generate(timed, num=1, max_tokens=tokens, processors=processors, constraints=constraints, seed=0)
@@ -292,7 +292,7 @@ def long_step_times(preset: str, tokens: int, device: str) -> dict[str, list[flo
 def _hf_step_times(preset: str, tokens: int, device: str) -> list[float]:
     from transformers import LogitsProcessorList
 
-    model = _gpt2(*PAIRS[preset], positions=tokens + 1).to(device)
+    model = gpt2_model(*PAIRS[preset], positions=tokens + 1).to(device)
     stamps: list[float] = []
 
     def clock(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
