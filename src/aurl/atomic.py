@@ -55,9 +55,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = Tr
     fd, temp = _create_temp(os.fspath(path), TEMP_SUFFIX)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
@@ -69,17 +67,33 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = Tr
         raise
 
 
+def create_new(path: str | os.PathLike[str], *, append: bool = False) -> int:
+    """Create `path`, which must not exist, open for writing (appending if asked); its descriptor.
+
+    O_EXCL makes an existing file an error (FileExistsError) rather than a shared one; the mode is
+    FILE_MODE whatever the umask.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | (os.O_APPEND if append else 0)
+    fd = os.open(path, flags, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask
+    return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _create_temp(path: str, suffix: str) -> tuple[int, str]:
     """A new empty file beside `path`, open for writing: (descriptor, name).
 
-    The name is the target's, hidden, with 48 random bits; O_EXCL makes a clash (practically
-    never) an error rather than a shared file.
+    The name is the target's, hidden, with 48 random bits; a clash (practically never) is an error.
     """
     folder, name = os.path.split(path)
     temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{suffix}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask
-    return fd, temp
+    return create_new(temp), temp
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aurl.atomic import FILE_MODE, TEMP_SUFFIX, write_bytes
+from aurl.atomic import TEMP_SUFFIX, create_new, write_all, write_bytes
 from aurl.errors import DataError
 from aurl.tokens.vocab import VOCAB_SIZE, VOCAB_VERSION
 
@@ -179,41 +179,37 @@ def scan_pack(path: Path) -> Iterator[tuple[str, int]]:
         offset = 0
         while offset + _HEADER.size <= size:
             file.seek(offset)
-            magic, key, meta_len, _, body_len, _ = _HEADER.unpack(file.read(_HEADER.size))
-            end = offset + _HEADER.size + meta_len + body_len
-            if magic != _MAGIC or end > size:
+            found = _parse_header(file.read(_HEADER.size))
+            if found is None or offset + found[1] > size:
                 return
-            yield key.hex(), offset
-            offset = end
+            yield found[0], offset
+            offset += found[1]
+
+
+def _parse_header(header: bytes) -> tuple[str, int] | None:
+    """The key and whole size (header included) of the entry that `header` starts; None if none does."""
+    magic, key, meta_len, _, body_len, _ = _HEADER.unpack(header)
+    return (key.hex(), _HEADER.size + meta_len + body_len) if magic == _MAGIC else None
 
 
 class _PackWriter:
-    """A new pack file that this process alone appends entries to."""
+    """A new pack file, under 64 random bits, that this process alone appends entries to."""
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        while True:
-            self.path = folder / f"{secrets.token_hex(8)}{PACK_SUFFIX}"
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
-                break
-            except FileExistsError:  # 64 random bits clashed: practically never
-                continue
-        self._file = os.fdopen(fd, "ab", buffering=0)  # closes the descriptor if never closed by hand
-        self.fd = fd
-        os.fchmod(fd, FILE_MODE)  # the creation mode went through the umask
+        self.path = folder / f"{secrets.token_hex(8)}{PACK_SUFFIX}"
+        # A file object, so that the descriptor is closed even if nobody closes the writer.
+        self._file = os.fdopen(create_new(self.path, append=True), "ab", buffering=0)
         self.size = 0
 
     def append(self, blob: bytes) -> int:
         """Append one entry with a single write; returns its offset. On failure the pack is cut back."""
         offset = self.size
         try:
-            view = memoryview(blob)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            write_all(self._file.fileno(), blob)
         except OSError:
             with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, offset)  # never leave a torn entry between whole ones
+                os.ftruncate(self._file.fileno(), offset)  # never leave a torn entry between whole ones
             raise
         self.size += len(blob)
         return offset
@@ -410,10 +406,12 @@ def _read_entry_bytes(path: Path, offset: int) -> bytes:
         header = file.read(_HEADER.size)
         if len(header) < _HEADER.size:
             raise ValueError("the pack ends inside the entry's header")
-        _, _, meta_len, _, body_len, _ = _HEADER.unpack(header)
-        if offset + _HEADER.size + meta_len + body_len > os.fstat(file.fileno()).st_size:
+        found = _parse_header(header)
+        if found is None:
+            raise ValueError(f"no entry starts at byte {offset}")
+        if offset + found[1] > os.fstat(file.fileno()).st_size:
             raise ValueError("the pack ends inside the entry")  # and a damaged length allocates nothing
-        return header + file.read(meta_len + body_len)
+        return header + file.read(found[1] - _HEADER.size)
 
 
 def _modified(path: Path) -> float:
