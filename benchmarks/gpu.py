@@ -12,12 +12,17 @@
    tokens/s at batch 1), and the sampler alone (no model): the host-side ceiling of batch-1 tokens/s.
 4. long (issue 5): time per token along one 10,000-token piece per attention kind
    (`benchmarks/sample.py --long`), which should stay flat for sliding and hierarchical attention.
+5. graph (issue 5): the `full` bfloat16 single-token step alone, as eager kernels, as the CUDA graph
+   replay `aurl sample` uses, and as a graph of torch.compile's kernels; and batch-1 tokens/s with
+   each graph, within one cache capacity (250 new tokens): what bounds batch-1 speed on a GPU.
+
+The report is written after each part, so a run cut short keeps what it measured.
 
 The peer needs transformers, which the device image lacks: fetch its wheels first with
 `../shared/device/wheels.sh transformers tokenizers huggingface-hub regex pyyaml tqdm filelock fsspec`,
 carry `.whl`, and install them as that script says. Then, on the device, from the repository root:
 
-    python benchmarks/gpu.py --json $OUT/gpu.json             # an estimated 8 minutes on an H100
+    python benchmarks/gpu.py --json $OUT/gpu.json             # an estimated 8 to 10 minutes on an H100
 
 `--device cpu --quick` runs every part with tiny sizes, to check the script before a device call.
 """
@@ -30,13 +35,18 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sample as sampling  # noqa: E402 - benchmarks/sample.py, beside this file
 
+if TYPE_CHECKING:
+    from aurl.sample import FastDecoder
+
 GPT2_PEER = (8, 512, 8)  # layers, width, heads: the 27.7M-parameter peer of issues 3 and 5
+PARTS = ("peak", "sample", "long", "train", "graph")  # the figures that matter most come first
 
 
 def _sync(device: torch.device) -> None:
@@ -134,38 +144,102 @@ def sample_rates(device: torch.device, tokens: int) -> dict[str, float]:
     return out
 
 
+def step_ms(decoder: FastDecoder, device: torch.device, graph: bool, at: int = 8, steps: int = 200) -> float:
+    """Milliseconds per single-token step at batch 1 after `at` tokens, without sampling: the graph
+    replay through `step`, or the same static step as eager kernels (`token_step` called directly)."""
+    ids = torch.full((1, 1), 10, device=device)
+    _, cache = decoder.step(torch.ones(1, at, dtype=torch.long), decoder.start(1))
+    state, position = cache.beat, torch.tensor([at], device=device)
+
+    def one() -> None:
+        nonlocal cache, state
+        if graph:
+            _, cache = decoder.step(ids, cache)
+        else:
+            with torch.inference_mode():
+                _, state = decoder.token_step(ids, position, state, cache.keys, cache.values, None)
+
+    for _ in range(5):  # captures (and compiles) first
+        one()
+    _sync(device)
+    began = time.perf_counter()
+    for _ in range(steps):
+        one()
+    _sync(device)
+    return 1e3 * (time.perf_counter() - began) / steps
+
+
+def graph_rates(device: torch.device, tokens: int) -> dict[str, float | str]:
+    """The step alone and batch-1 sampling, eager / CUDA graph / graph of compiled kernels (bfloat16)."""
+    from aurl.sample import FastDecoder
+
+    out: dict[str, float | str] = {}
+    for variant in ("graph", "compiled graph"):
+        decoder = FastDecoder(sampling.aurl_model("full"), device, dtype=torch.bfloat16)
+        try:
+            if variant == "compiled graph":
+                decoder.token_step = torch.compile(decoder.token_step)  # type: ignore[method-assign]
+            else:
+                out["step ms eager"] = step_ms(decoder, device, graph=False)
+            out[f"step ms {variant}"] = step_ms(decoder, device, graph=True)
+            if variant == "graph":  # capacity 16,384: is the step as fast 9,000 tokens in?
+                out["step ms graph at 9000"] = step_ms(decoder, device, graph=True, at=9000)
+            run = sampling.sampling_run(decoder, 1, tokens)
+            run()  # warm-up: the capture (and compilation) of this capacity
+            result = run()
+            out[f"b1 tokens/s {variant}"] = result["tokens"] / result["seconds"]
+        except Exception as error:  # an experiment: its failure is a finding, not the end of the report
+            out[f"{variant} failed"] = f"{type(error).__name__}: {str(error)[:500]}"
+        print("graph " + "  ".join(f"{k} {v}" for k, v in out.items()), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--only", nargs="+", choices=["peak", "train", "sample", "long"], help="parts to run")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="parts to run (default: all, in this order)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a check of the script, no figures")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
     device = torch.device(args.device)
-    parts = set(args.only or ["peak", "train", "sample", "long"])
-    size, batch, seq, steps, tokens, long_tokens = (
-        (256, 2, 128, 2, 16, 2200) if args.quick else (8192, 32, 1024, 20, 512, 10_000)
+    parts = set(args.only or PARTS)
+    size, batch, seq, steps, tokens, long_tokens, graph_tokens = (
+        (256, 2, 128, 2, 16, 2200, 16) if args.quick else (8192, 32, 1024, 20, 512, 10_000, 250)
     )
     report: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     print(f"device: {report['device']}", flush=True)
+
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
     if "peak" in parts:
         report["peak_tflops"] = peak_tflops(device, size)
         print(f"peak bf16 {report['peak_tflops']:.1f} TFLOP/s", flush=True)
+        save()
+    if "sample" in parts:
+        report["sample"] = sample_rates(device, tokens)
+        save()
+    if "long" in parts:
+        times = sampling.long_step_times("full", long_tokens, str(device))
+        report["long_ms_per_token"] = sampling.long_report(times)
+        save()
     if "train" in parts:
-        report["train"] = {name: train_rate(name, device, batch, seq, steps) for name in ("aurl", "hf")}
-        for name, row in report["train"].items():
+        report["train"] = {}
+        for name in ("aurl", "hf"):
+            row = report["train"][name] = train_rate(name, device, batch, seq, steps)
             share = ""
             if "peak_tflops" in report:
                 row["share_of_peak"] = row["tflops"] / report["peak_tflops"]
                 share = f", {100 * row['share_of_peak']:.1f}% of the peak"
-            print(f"train {name}: {row['tokens_per_s']:,.0f} tokens/s, {row['tflops']:.1f} TFLOP/s{share}")
-    if "sample" in parts:
-        report["sample"] = sample_rates(device, tokens)
-    if "long" in parts:
-        times = sampling.long_step_times("full", long_tokens, str(device))
-        report["long_ms_per_token"] = sampling.long_report(times)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
+            print(
+                f"train {name}: {row['tokens_per_s']:,.0f} tokens/s, {row['tflops']:.1f} TFLOP/s{share}",
+                flush=True,
+            )
+            save()
+    if "graph" in parts:
+        report["graph"] = graph_rates(device, graph_tokens)
+        save()
 
 
 if __name__ == "__main__":
