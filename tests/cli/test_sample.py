@@ -111,6 +111,22 @@ def test_the_same_command_twice_writes_the_same_bytes(
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("compiled", [False, True], ids=["graph", "compiled graph"])
+def test_sampling_on_a_gpu(aurl: Any, models: dict[str, Path], tmp_path: Path, compiled: bool) -> None:
+    """--device cuda (and --compile) give the pieces the CPU gives for the same seed."""
+    args = ["-m", models["transformer"], "-n", "2", "--seed", "9", "--length", "120", "--json"]
+    cpu = json.loads(aurl("sample", *args, "-o", tmp_path / "cpu").stdout)
+    gpu_args = [*args, "-o", tmp_path / "gpu", "--device", "cuda", *(["--compile"] if compiled else [])]
+    result = aurl("sample", *gpu_args)
+    assert result.exit_code == 0, result.output
+    gpu = json.loads(result.stdout)
+    assert gpu["settings"]["compile"] is compiled
+    same = ("tokens", "notes", "bars", "ended_by")  # the files differ only in their settings text
+    assert [[p[k] for k in same] for p in gpu["pieces"]] == [[p[k] for k in same] for p in cpu["pieces"]]
+
+
 def test_human_output_is_a_table(aurl: Any, models: dict[str, Path], tmp_path: Path) -> None:
     result = aurl(
         "sample", "-m", models["transformer"], "-o", tmp_path / "x.mid", "--seed", "1", "--bars", "1"
@@ -182,6 +198,7 @@ def test_vae_tasks(aurl: Any, models: dict[str, Path], tmp_path: Path) -> None:
         (["--interpolate", "{midi}", "{midi}", "-o", "{tmp}/steps"], 2, "needs a vae or vae_gan model"),
         (["--beam", "2", "-n", "3"], 2, "exceeds --beam"),
         (["-n", "2", "-o", "{tmp}/one.mid"], 2, "names one file"),
+        (["--compile"], 2, "--compile needs a CUDA device"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )

@@ -238,3 +238,16 @@ def test_an_onnx_export_keeps_the_models_recommended_sample_settings(tmp_path: P
     got = sample(settings, checkpoint=onnx_path, out=tmp_path / "a.mid", decoder=load_decoder(onnx_path))
     assert got.settings["temperature"] == 0.8
     assert "max polyphony per voice 1" in got.constraints
+
+
+def test_compile_is_refused_for_an_exported_model(onnx_files: dict[str, Path], tmp_path: Path) -> None:
+    """--compile compiles aurl's own CUDA graph step; an ONNX file runs as exported, so it says so."""
+    from aurl.config import load_settings
+    from aurl.errors import ConfigError
+    from aurl.sample.sampler import sample
+
+    settings = load_settings(None, {"sample.max_tokens": 8, "sample.compile": True})
+    onnx_path = onnx_files["transformer"]
+    with pytest.raises(ConfigError, match="exported model"):
+        sample(settings, checkpoint=onnx_path, out=tmp_path / "a.mid", decoder=load_decoder(onnx_path))
+    assert not (tmp_path / "a.mid").exists()

@@ -91,6 +91,10 @@ Reconstruct = Annotated[
 Format = Annotated[str | None, _option("--format", "-f", field="format", metavar="midi|musicxml")]
 Device = Annotated[str | None, _option("--device", field="device")]
 Precision = Annotated[str | None, _option("--precision", field="precision", metavar="float32|float16")]
+Compile = Annotated[
+    bool | None,
+    typer.Option("--compile/--no-compile", help=_describe("compile"), show_default=False),
+]
 
 
 def _programs(values: list[str] | None) -> tuple[int, ...] | None:
@@ -138,6 +142,7 @@ def sample_command(
     fmt: Format = None,
     device: Device = None,
     precision: Precision = None,
+    compile: Compile = None,
     config: ConfigFile = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -152,7 +157,7 @@ def sample_command(
         "max_polyphony": max_polyphony, "max_voice_polyphony": max_voice_polyphony, "tempo": tempo,
         "time_signature": time_signature,
         "programs": _programs(program), "steps": steps, "format": fmt, "device": device,
-        "precision": precision,
+        "precision": precision, "compile": compile,
     }  # fmt: skip
     settings = load_settings(config, {f"sample.{name}": value for name, value in flags.items()})
     decoder = _exported_decoder(settings.sample.checkpoint)

@@ -46,23 +46,31 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_checkpoint(checkpoint: str | Path, device: str = "cpu", precision: str = "float32") -> LoadedModel:
+def load_checkpoint(
+    checkpoint: str | Path, device: str = "cpu", precision: str = "float32", compile: bool = False
+) -> LoadedModel:
     """Load a model for sampling: as a FastDecoder (full attention) or a TorchDecoder (windowed).
 
     Args:
         checkpoint: a model.safetensors file, a run folder, or 'bundled'.
         device: torch device to run the model on.
         precision: float32, float16 or bfloat16 matrices (FastDecoder only; others run in float32).
+        compile: compile the step that FastDecoder's CUDA graphs capture (a CUDA device and full
+            attention only).
 
     Raises:
         CheckpointError: missing, corrupt, not a safetensors weights file, or another vocabulary.
-        ConfigError: the device does not exist here.
+        ConfigError: the device does not exist here; compile without a CUDA device or full attention.
     """
     path = resolve_checkpoint(checkpoint)
     if path.suffix.lower() != ".safetensors":
         raise CheckpointError(f"checkpoint '{path}' is not a .safetensors file; {EXPECTED}")
     check_vocab_version(read_metadata(path).get("vocab_version"), path)
     target = _device(device)
+    if compile and target.type != "cuda":
+        raise ConfigError(
+            f"--compile needs a CUDA device (it compiles the CUDA graph of each step); got '{device}'"
+        )
     try:
         model = load_weights(path, map_location=target)
     except (ValueError, KeyError, TypeError) as error:  # malformed JSON or table in the metadata
@@ -74,7 +82,11 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu", precision: str 
         )
     decoder: Decoder
     if model.config.attention == "full":
-        decoder = FastDecoder(model, target, getattr(torch, precision))
+        decoder = FastDecoder(model, target, getattr(torch, precision), compile=compile)
+    elif compile:
+        raise ConfigError(
+            f"--compile needs a full-attention model; '{path}' uses {model.config.attention} attention"
+        )
     else:
         decoder = TorchDecoder(model, target)
     return LoadedModel(decoder, path, file_sha256(path), model.config.mode)

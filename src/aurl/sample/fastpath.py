@@ -52,9 +52,11 @@ class FastDecoder:
         device: where it runs (default: where its parameters are).
         dtype: the matrices' precision: float32 (the model's own numbers) or float16 / bfloat16
             (about half the time per token for large models on a CPU; logits then differ slightly).
+        compile: on a CUDA device, capture `token_step` as torch.compile's fused kernels (about half
+            the time per step on an H200, after a compilation of tens of seconds).
 
     Raises:
-        ValueError: the model uses windowed attention (use TorchDecoder).
+        ValueError: the model uses windowed attention (use TorchDecoder), or compile off a CUDA device.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class FastDecoder:
         model: MusicTransformerVAEGAN,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        compile: bool = False,
     ) -> None:
         if model.config.attention != "full":
             raise ValueError(f"FastDecoder needs full attention; this model uses {model.config.attention}")
@@ -79,6 +82,12 @@ class FastDecoder:
         tables = model.table.tensors()
         self._tables = {k: tables[k].to(self.device) for k in ("time_advance", "bar_start", "bar_steps")}
         self._graph: TokenGraph | None = None
+        if compile and self.device.type != "cuda":
+            raise ValueError(
+                f"compile needs a CUDA device (it compiles what a CUDA graph captures); got {self.device}"
+            )
+        # What a graph captures: the step's own kernels, or torch.compile's fusion of them.
+        self.captured_step = torch.compile(self.token_step) if compile else self.token_step
 
     def _matrices(self) -> dict[str, Tensor]:
         out = {"head": self.model.head.weight}

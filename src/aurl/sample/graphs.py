@@ -29,7 +29,7 @@ class TokenGraph:
     """The captured step for one `key`; `run` replays it for the next token of a cache.
 
     Args:
-        decoder: the FastDecoder (on a CUDA device) whose `token_step` is captured.
+        decoder: the FastDecoder (on a CUDA device) whose `captured_step` is captured.
         key: batch size, KV capacity and the shapes of the latent projection (none without latent).
         projected: a cache's latent projection, of which the graph keeps its own copy; None without latent.
     """
@@ -54,7 +54,7 @@ class TokenGraph:
         self.angles = decoder._angles  # the replay reads this table: keep it alive if the decoder grows it
 
         def step() -> Tensor:
-            logits, after = decoder.token_step(
+            logits, after = decoder.captured_step(
                 self.ids, self.position, self.state, self.keys, self.values, self.projected
             )
             for name in (f.name for f in dataclasses.fields(BeatState)):

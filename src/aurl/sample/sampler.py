@@ -20,7 +20,7 @@ import torch
 
 from aurl.config import AurlSettings, SampleConfig
 from aurl.config.sample import RECOMMENDED_KEY, with_recommended
-from aurl.errors import CheckpointError, UsageError
+from aurl.errors import CheckpointError, ConfigError, UsageError
 from aurl.midi import read_midi
 from aurl.midi.validate import ticks_to_seconds
 from aurl.models import Latent, read_metadata
@@ -178,7 +178,9 @@ def _with_model_recommended(config: SampleConfig, decoder: Decoder | None) -> Sa
 
 def _load(config: SampleConfig, decoder: Decoder | None) -> LoadedModel:
     if decoder is None:
-        return load_checkpoint(config.checkpoint, config.device, config.precision)
+        return load_checkpoint(config.checkpoint, config.device, config.precision, config.compile)
+    if config.compile:
+        raise ConfigError("--compile applies to aurl's own model files; an exported model is run as it is")
     path = resolve_checkpoint(config.checkpoint)
     model_config = getattr(decoder, "config", None)  # exported decoders carry their ModelConfig
     mode = getattr(model_config, "mode", None) or ("vae" if _is_latent(decoder) else "transformer")
