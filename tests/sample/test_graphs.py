@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aurl.models import BeatState, MusicTransformerVAEGAN
-from aurl.sample import FastDecoder, TorchDecoder, generate_ids
+from aurl.models import BeatState, Latent, MusicTransformerVAEGAN
+from aurl.sample import Decoder, FastDecoder, TorchDecoder, generate_ids
+from aurl.sample.fastpath import FastCache
 from aurl.tokens import vocab
 from sample.builders import table
 
@@ -65,6 +66,25 @@ def test_token_step_ignores_what_lies_past_the_position() -> None:
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
 
 
+def step_both(reference: Decoder, candidate: FastDecoder, ids: torch.Tensor, z: Latent | None,
+              prompt: int, reorder_at: int, order: torch.Tensor) -> FastCache:  # fmt: skip
+    """Feed both decoders a prompt, then single tokens, with a reorder of the rows on the way: the
+    candidate's logits must equal the reference's at every step. Returns the candidate's last cache."""
+    _, ref_cache = reference.step(ids[:, :prompt], reference.start(ids.shape[0], z))
+    _, cache = candidate.step(ids[:, :prompt], candidate.start(ids.shape[0], z))
+    for t in range(prompt, ids.shape[1]):
+        if t == reorder_at:
+            ids, ref_cache, cache = (
+                ids[order],
+                reference.reorder(ref_cache, order),
+                candidate.reorder(cache, order),
+            )
+        a, ref_cache = reference.step(ids[:, t : t + 1], ref_cache)
+        b, cache = candidate.step(ids[:, t : t + 1], cache)
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+    return cache
+
+
 @pytest.mark.gpu
 @cuda
 @pytest.mark.parametrize("mode", ["transformer", "vae"])
@@ -73,22 +93,10 @@ def test_graph_replay_equals_the_models_own_step(mode: str) -> None:
     and a reorder, its logits stay those of the model's eager step."""
     model = tiny(mode)
     reference, fast = TorchDecoder(model, "cuda"), FastDecoder(model, "cuda")
-    ids = random_ids(3, 300, 6).cuda()
-    z = fast.prior([torch.Generator().manual_seed(i) for i in range(3)], 6, 300) if fast.latent else None
-    a, ref_cache = reference.step(ids[:, :100], reference.start(3, z))
-    b, fast_cache = fast.step(ids[:, :100], fast.start(3, z))
-    for t in range(100, 280):
-        a, ref_cache = reference.step(ids[:, t : t + 1], ref_cache)
-        b, fast_cache = fast.step(ids[:, t : t + 1], fast_cache)
-        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
-    assert fast._graph is not None and fast._graph.key[:2] == (3, 512)
-    order = torch.tensor([2, 0])
-    ref_cache, fast_cache = reference.reorder(ref_cache, order), fast.reorder(fast_cache, order)
-    for t in range(280, 290):
-        a, ref_cache = reference.step(ids[order, t : t + 1], ref_cache)
-        b, fast_cache = fast.step(ids[order, t : t + 1], fast_cache)
-        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
-    assert isinstance(fast_cache.beat, BeatState) and fast._graph.key[0] == 2
+    z = fast.prior([torch.Generator().manual_seed(i) for i in range(3)], 6, 290) if fast.latent else None
+    cache = step_both(reference, fast, random_ids(3, 290, 6).cuda(), z, 100, 280, torch.tensor([2, 0]))
+    assert isinstance(cache.beat, BeatState) and cache.length == 290
+    assert fast._graph is not None and fast._graph.key[:2] == (2, 512)
 
 
 @pytest.mark.gpu
@@ -115,17 +123,6 @@ def test_a_compiled_graph_computes_the_same_logits() -> None:
     (each a new graph and shape) its logits stay those of the eager graph."""
     model = tiny("vae")
     eager, compiled = FastDecoder(model, "cuda"), FastDecoder(model, "cuda", compile=True)
-    ids = random_ids(2, 300, 8).cuda()
-    z = eager.prior([torch.Generator().manual_seed(i) for i in range(2)], 6, 300)
-    a, cache_a = eager.step(ids[:, :200], eager.start(2, z))
-    b, cache_b = compiled.step(ids[:, :200], compiled.start(2, z))
-    for t in range(200, 270):
-        a, cache_a = eager.step(ids[:, t : t + 1], cache_a)
-        b, cache_b = compiled.step(ids[:, t : t + 1], cache_b)
-        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
-    order = torch.tensor([1])
-    cache_a, cache_b = eager.reorder(cache_a, order), compiled.reorder(cache_b, order)
-    for t in range(270, 280):
-        a, cache_a = eager.step(ids[order, t : t + 1], cache_a)
-        b, cache_b = compiled.step(ids[order, t : t + 1], cache_b)
-        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+    z = eager.prior([torch.Generator().manual_seed(i) for i in range(2)], 6, 280)
+    cache = step_both(eager, compiled, random_ids(2, 280, 8).cuda(), z, 200, 270, torch.tensor([1]))
+    assert cache.keys[0].shape[0] == 1
