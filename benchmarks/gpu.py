@@ -18,11 +18,15 @@
 
 The report is written after each part, so a run cut short keeps what it measured.
 
-The peer needs transformers, which the device image lacks: fetch its wheels first with
-`../shared/device/wheels.sh transformers tokenizers huggingface-hub regex pyyaml tqdm filelock fsspec`,
-carry `.whl`, and install them as that script says. Then, on the device, from the repository root:
+The device image has torch and transformers (the peer); aurl's other dependencies travel as
+wheels: fetch them with `../shared/device/wheels.sh`, carry `.whl`, and install them as that
+script says (PYTHONPATH=/tmp/site:$PWD/src). Then, on the device, from the repository root:
 
-    python benchmarks/gpu.py --json $OUT/gpu.json             # an estimated 8 to 10 minutes on an H100
+    python benchmarks/gpu.py --only peak sample graph --json $OUT/a.json    # about 2 minutes on an H200
+    python benchmarks/gpu.py --only long train --json $OUT/b.json          # about 7 minutes
+
+All parts together outlast one device call: on an H200 (2026-11-27) a run cut at 440 s had done
+peak, sample, long and the aurl half of train.
 
 `--device cpu --quick` runs every part with tiny sizes, to check the script before a device call.
 """
