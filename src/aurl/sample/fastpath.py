@@ -86,8 +86,7 @@ class FastDecoder:
             raise ValueError(
                 f"compile needs a CUDA device (it compiles what a CUDA graph captures); got {self.device}"
             )
-        # What a graph captures: the step's own kernels, or torch.compile's fusion of them.
-        self.captured_step = torch.compile(self.token_step) if compile else self.token_step
+        self._compiled = torch.compile(self.token_step) if compile else None
 
     def _matrices(self) -> dict[str, Tensor]:
         out = {"head": self.model.head.weight}
@@ -158,6 +157,11 @@ class FastDecoder:
         positions = torch.arange(pos0, end, device=self.device)
         logits, beat = self._forward(ids, positions, state, cache.projected, attend)
         return logits, dataclasses.replace(cache, length=end, beat=beat)
+
+    @property
+    def captured_step(self) -> Callable[..., tuple[Tensor, BeatState]]:
+        """What a CUDA graph captures: `token_step`'s own kernels, or torch.compile's fusion of them."""
+        return self._compiled or self.token_step
 
     def token_step(
         self, ids: Tensor, position: Tensor, state: BeatState, keys: list[Tensor], values: list[Tensor],
