@@ -9,7 +9,8 @@ Both draw `--tokens` new tokens per row with the same sampling settings (tempera
 top-p 0.95) and a KV cache; neither may stop early (HF: min_new_tokens; aurl: EOS masked, the
 grammar mask on as always). aurl runs through `aurl.sample.generate` with its default decoder
 (FastDecoder) in float32 and in half precision (float16 at batch 1, bfloat16 at batch 16, the faster
-of the two on a CPU at each size), and at batch 1 also through `TorchDecoder` (the model's own
+of the two on a CPU at each size), and at batch 1 also in half precision with `--compile` (the
+compilation falls in the warm-up run, unmeasured), through `TorchDecoder` (the model's own
 `step`) and through the model exported to ONNX (float32 and int8, `aurl export`), run by
 onnxruntime with the same number of threads; HF runs in float32 and in the same half precision.
 For aurl the share of time spent outside the model (grammar mask, constraints, processors,
@@ -19,7 +20,7 @@ fixed logits at once): the most tokens/s any model can reach through `aurl.sampl
 Every configuration runs `--repeats` times, interleaved, and keeps its best time: the CPU may be
 shared. transformers lives outside the project's environment; from the repository root:
 
-    /work/venvs/bench/bin/python benchmarks/sample.py                 # about 10 minutes
+    /work/venvs/bench/bin/python benchmarks/sample.py                 # about 15 minutes
     /work/venvs/bench/bin/python benchmarks/sample.py --tokens 128 --repeats 1 --json out.json
 
 `--long 10000` measures something else: the time per token (model and sampling) along one piece of
@@ -123,13 +124,16 @@ class _Timed:
 
 
 def aurl_run(
-    preset: str, batch: int, tokens: int, decoder_kind: str, dtype: torch.dtype, device: str = "cpu"
-) -> Callable[[], dict]:
+    preset: str, batch: int, tokens: int, decoder_kind: str, dtype: torch.dtype, device: str = "cpu",
+    compile: bool = False,
+) -> Callable[[], dict]:  # fmt: skip
     from aurl.sample import FastDecoder, TorchDecoder
 
     model = aurl_model(preset)
     fast = decoder_kind == "fast"
-    decoder = FastDecoder(model, device, dtype=dtype) if fast else TorchDecoder(model, device)
+    decoder = (
+        FastDecoder(model, device, dtype=dtype, compile=compile) if fast else TorchDecoder(model, device)
+    )
     return sampling_run(decoder, batch, tokens)
 
 
@@ -205,6 +209,9 @@ def configurations(tokens: int, threads: int) -> dict[str, Callable[[], Callable
                 p, b, tokens, "fast", h
             )
             if batch == 1:
+                out[f"{preset} b1 aurl {label} compiled"] = lambda p=preset, h=half: aurl_run(
+                    p, 1, tokens, "fast", h, compile=True
+                )
                 out[f"{preset} b{batch} aurl model.step"] = lambda p=preset, b=batch: aurl_run(
                     p, b, tokens, "torch", torch.float32
                 )
@@ -243,7 +250,7 @@ def report(best: dict[str, dict], args: argparse.Namespace) -> dict:
             label = str(HALF[batch]).removeprefix("torch.")
             hf32 = best.get(f"{preset} b{batch} hf float32", {}).get("tokens_per_s")
             hfh = best.get(f"{preset} b{batch} hf {label}", {}).get("tokens_per_s")
-            for variant in ("float32", label, "model.step", "onnx float32", "onnx int8"):
+            for variant in ("float32", label, f"{label} compiled", "model.step", "onnx float32", "onnx int8"):
                 ours = best.get(f"{preset} b{batch} aurl {variant}", {}).get("tokens_per_s")
                 if ours and hf32:
                     ratios[f"{preset} b{batch} aurl {variant} / hf float32"] = ours / hf32

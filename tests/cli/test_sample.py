@@ -198,7 +198,7 @@ def test_vae_tasks(aurl: Any, models: dict[str, Path], tmp_path: Path) -> None:
         (["--interpolate", "{midi}", "{midi}", "-o", "{tmp}/steps"], 2, "needs a vae or vae_gan model"),
         (["--beam", "2", "-n", "3"], 2, "exceeds --beam"),
         (["-n", "2", "-o", "{tmp}/one.mid"], 2, "names one file"),
-        (["--compile"], 2, "--compile needs a CUDA device"),
+        (["-m", "{sliding}", "--compile"], 2, "--compile needs a full-attention model"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -212,11 +212,16 @@ def test_bad_input_is_one_line_and_an_exit_code(
     old_vocab = save(
         MusicTransformerVAEGAN.from_preset("tiny", table=table()), tmp_path / "old.safetensors", "v0"
     )
+    sliding = save(
+        MusicTransformerVAEGAN.from_preset("tiny", table=table(), attention="sliding"),
+        tmp_path / "sliding.safetensors",
+    )
     values = {
         "tmp": tmp_path,
         "corrupt": corrupt,
         "not_midi": not_midi,
         "old_vocab": old_vocab,
+        "sliding": sliding,
         "midi": piece_paths()[0],
     }
     filled = [arg.format(**values) for arg in args]

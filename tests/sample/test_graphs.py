@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aurl.errors import AurlError
 from aurl.models import BeatState, Latent, MusicTransformerVAEGAN
 from aurl.sample import Decoder, FastDecoder, TorchDecoder, generate_ids
 from aurl.sample.fastpath import FastCache
@@ -111,9 +112,34 @@ def test_sampling_on_the_gpu_is_reproducible_and_matches_the_cpu() -> None:
         assert a.tolist() == b.tolist() == c.tolist()
 
 
-def test_compile_needs_a_cuda_device() -> None:
-    with pytest.raises(ValueError, match="CUDA device"):
-        FastDecoder(tiny("transformer"), "cpu", compile=True)
+@pytest.mark.slow
+def test_compiled_steps_compute_the_same_logits_on_a_cpu() -> None:
+    """compile=True runs single-token steps through torch.compile (about 40 s of compilation here):
+    across a capacity growth and a smaller batch, each a new shape, the logits stay the eager ones."""
+    from torch._dynamo.utils import counters
+
+    model = tiny("vae")
+    eager, compiled = FastDecoder(model), FastDecoder(model, compile=True)
+    z = eager.prior([torch.Generator().manual_seed(i) for i in range(2)], 6, 280)
+    counters.clear()
+    cache = step_both(eager, compiled, random_ids(2, 280, 8), z, 200, 270, torch.tensor([1]))
+    assert cache.length == 280 and cache.keys[0].shape[:3] == (1, compiled.heads, 512)
+    # One compilation per new kind of shape (capacity, batch), not one per step: the step's inputs
+    # keep their strides and their inference-tensor kind from token to token.
+    assert counters["stats"]["unique_graphs"] <= 3
+
+
+def test_a_failed_compilation_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent/g++",))
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # nor a kernel cached on disk
+    torch._dynamo.reset()  # nothing compiled earlier in this process may stand in
+    fast = FastDecoder(tiny("transformer"), compile=True)
+    _, cache = fast.step(random_ids(1, 4, 9), fast.start(1))
+    with pytest.raises(AurlError, match=r"^--compile: torch.compile failed .*C\+\+ compiler") as caught:
+        fast.step(random_ids(1, 1, 10), cache)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.gpu

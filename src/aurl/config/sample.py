@@ -123,9 +123,9 @@ class SampleConfig(BaseModel):
     )
     compile: bool = Field(
         default=False,
-        description="On a CUDA device, compile each token's step with torch.compile before its CUDA graph "
-        "is captured (full-attention models): about twice the tokens/s at batch 1, after tens of seconds "
-        "of compilation, so for long pieces or many of them.",
+        description="Run each token's step through torch.compile (full-attention models; on a CUDA device "
+        "inside its graph): about twice the tokens/s at batch 1 on a GPU and for small models on a CPU, "
+        "after 20 to 60 s of compilation (a CPU needs a C++ compiler), so for long pieces or many of them.",
     )
 
 

@@ -55,22 +55,17 @@ def load_checkpoint(
         checkpoint: a model.safetensors file, a run folder, or 'bundled'.
         device: torch device to run the model on.
         precision: float32, float16 or bfloat16 matrices (FastDecoder only; others run in float32).
-        compile: compile the step that FastDecoder's CUDA graphs capture (a CUDA device and full
-            attention only).
+        compile: run FastDecoder's single-token step through torch.compile (full attention only).
 
     Raises:
         CheckpointError: missing, corrupt, not a safetensors weights file, or another vocabulary.
-        ConfigError: the device does not exist here; compile without a CUDA device or full attention.
+        ConfigError: the device does not exist here; compile asked of a windowed-attention model.
     """
     path = resolve_checkpoint(checkpoint)
     if path.suffix.lower() != ".safetensors":
         raise CheckpointError(f"checkpoint '{path}' is not a .safetensors file; {EXPECTED}")
     check_vocab_version(read_metadata(path).get("vocab_version"), path)
     target = _device(device)
-    if compile and target.type != "cuda":
-        raise ConfigError(
-            f"--compile needs a CUDA device (it compiles the CUDA graph of each step); got '{device}'"
-        )
     try:
         model = load_weights(path, map_location=target)
     except (ValueError, KeyError, TypeError) as error:  # malformed JSON or table in the metadata

@@ -7,7 +7,8 @@ for full (causal) attention with fewer operations: keys and values go into buffe
 when full, rotary angles come from a table, and the model's weights are read as they are (or, with
 `dtype=torch.float16`, from half-precision copies: half the bytes per token, which is what bounds
 a bigger model at batch 1). On a CUDA device every single-token step is a replay of one captured
-CUDA graph (graphs.py). tests/sample/test_fastpath.py checks that its logits equal the model's.
+CUDA graph (graphs.py); with `compile=True`, single-token steps run torch.compile's fusion of
+the static step. tests/sample/test_fastpath.py checks that its logits equal the model's.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aurl.errors import AurlError
 from aurl.models import BeatState, Latent, MusicTransformerVAEGAN
 from aurl.models.positions import beat_features, rotate
 from aurl.models.transformer import Block
@@ -29,6 +32,7 @@ from aurl.sample.graphs import TokenGraph
 
 _FIRST_CAPACITY = 256  # tokens a fresh cache holds before its first doubling
 Attend = Callable[[int, Tensor, Tensor, Tensor], Tensor]  # (layer, q, k, v) -> attention output
+_BEAT_FIELDS = tuple(f.name for f in dataclasses.fields(BeatState))
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,12 @@ class FastDecoder:
         device: where it runs (default: where its parameters are).
         dtype: the matrices' precision: float32 (the model's own numbers) or float16 / bfloat16
             (about half the time per token for large models on a CPU; logits then differ slightly).
-        compile: on a CUDA device, capture `token_step` as torch.compile's fused kernels (about half
-            the time per step on an H200, after a compilation of tens of seconds).
+        compile: run single-token steps as torch.compile's fusion of `token_step` (on a CUDA device
+            inside the graph): about half the time per step on an H200 and for small models on a
+            CPU, after 20 to 60 seconds of compilation (a C++ compiler is needed on a CPU).
 
     Raises:
-        ValueError: the model uses windowed attention (use TorchDecoder), or compile off a CUDA device.
+        ValueError: the model uses windowed attention (use TorchDecoder).
     """
 
     def __init__(
@@ -78,14 +83,11 @@ class FastDecoder:
         first = self.blocks[0].attn
         self.heads, self.head_dim = first.h, first.dh
         self._weights = {name: w.detach().to(dtype) for name, w in self._matrices().items()}
-        self._angles = self._rotary(_FIRST_CAPACITY)
+        with torch.inference_mode():
+            self._angles = self._rotary(_FIRST_CAPACITY)
         tables = model.table.tensors()
         self._tables = {k: tables[k].to(self.device) for k in ("time_advance", "bar_start", "bar_steps")}
         self._graph: TokenGraph | None = None
-        if compile and self.device.type != "cuda":
-            raise ValueError(
-                f"compile needs a CUDA device (it compiles what a CUDA graph captures); got {self.device}"
-            )
         self._compiled = torch.compile(self.token_step) if compile else None
 
     def _matrices(self) -> dict[str, Tensor]:
@@ -114,13 +116,14 @@ class FastDecoder:
         if self.latent and z is None:  # the prior mean, as the model's own step decodes without z
             z = Latent.prior(self.model.config, batch, device=self.device).map(torch.zeros_like)
         shape = (batch, self.heads, _FIRST_CAPACITY, self.head_dim)
-        empty = [torch.zeros(shape, device=self.device) for _ in self.blocks]
-        z = z.map(lambda t: t.to(self.device)) if z is not None else None
-        projected = None
-        if z is not None and self.model.condition is not None:
-            with torch.inference_mode():
+        with torch.inference_mode():  # like every buffer a step makes: compiled code tells them apart
+            keys = [torch.zeros(shape, device=self.device) for _ in self.blocks]
+            values = [torch.zeros(shape, device=self.device) for _ in self.blocks]
+            z = z.map(lambda t: t.to(self.device)) if z is not None else None
+            projected = None
+            if z is not None and self.model.condition is not None:
                 projected = self.model.condition.project(z)
-        return FastCache(empty, [torch.zeros_like(k) for k in empty], 0, None, z, projected)
+        return FastCache(keys, values, 0, None, z, projected)
 
     def step(self, ids: Tensor, cache: FastCache) -> tuple[Tensor, FastCache]:
         with torch.inference_mode():
@@ -147,6 +150,16 @@ class FastDecoder:
         if t == 1 and self.device.type == "cuda":
             return self._graph_for(b, cache).run(ids, cache)
         state = cache.beat or BeatState.start(b, self.model.table.default_bar_steps, self.device)
+        if t == 1 and self._compiled is not None:
+            # Compiled code is specialised to its inputs' strides and to whether they are inference
+            # tensors: fresh copies of the ids (a view of a longer history) and of the beat state (of
+            # the prompt's features) keep it from compiling again and again.
+            ids, state = _fresh(ids), BeatState(*(_fresh(getattr(state, f)) for f in _BEAT_FIELDS))
+            position = torch.tensor([pos0], device=self.device)
+            logits, beat = self._compiled_step(
+                ids, position, state, cache.keys, cache.values, cache.projected
+            )
+            return logits, dataclasses.replace(cache, length=end, beat=beat)
         mask = None if t == 1 else _causal(pos0, end, self.device)
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -161,7 +174,21 @@ class FastDecoder:
     @property
     def captured_step(self) -> Callable[..., tuple[Tensor, BeatState]]:
         """What a CUDA graph captures: `token_step`'s own kernels, or torch.compile's fusion of them."""
-        return self._compiled or self.token_step
+        return self.token_step if self._compiled is None else self._compiled_step
+
+    def _compiled_step(self, *args: Any) -> tuple[Tensor, BeatState]:
+        """`token_step` through torch.compile; a compilation that fails (no C++ compiler on a CPU, say)
+        is one AurlError line, not torch's pages."""
+        from torch._dynamo.exc import BackendCompilerFailed  # loads torch's compiler: only when used
+
+        assert self._compiled is not None
+        try:
+            return self._compiled(*args)
+        except BackendCompilerFailed as error:
+            first = str(error).strip().splitlines()[0]
+            raise AurlError(
+                f"--compile: torch.compile failed on this machine ({first}); sample without it"
+            ) from None
 
     def token_step(
         self, ids: Tensor, position: Tensor, state: BeatState, keys: list[Tensor], values: list[Tensor],
@@ -238,6 +265,11 @@ class FastDecoder:
         return dataclasses.replace(
             cache, keys=[grow(k) for k in cache.keys], values=[grow(v) for v in cache.values]
         )
+
+
+def _fresh(tensor: Tensor) -> Tensor:
+    """A contiguous copy, made in inference mode like every buffer the step reads."""
+    return tensor.clone(memory_format=torch.contiguous_format)
 
 
 def _causal(pos0: int, end: int, device: torch.device) -> Tensor:
