@@ -124,8 +124,8 @@ class SampleConfig(BaseModel):
     compile: bool = Field(
         default=False,
         description="Run each token's step through torch.compile (full-attention models; on a CUDA device "
-        "inside its graph): about twice the tokens/s at batch 1 on a GPU and for small models on a CPU, "
-        "after 20 to 60 s of compilation (a CPU needs a C++ compiler), so for long pieces or many of them.",
+        "inside its graph): about twice the tokens/s at batch 1 on a GPU, 10-20% more on a CPU, after 20 "
+        "to 60 s of compilation (a CPU needs a C++ compiler), so for long pieces or many of them.",
     )
 
 
