@@ -129,16 +129,17 @@ def test_compiled_steps_compute_the_same_logits_on_a_cpu() -> None:
     assert counters["stats"]["unique_graphs"] <= 3
 
 
-def test_a_failed_compilation_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_compilation_is_one_line() -> None:
     import torch._inductor.config
 
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent/g++",))
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # nor a kernel cached on disk
-    torch._dynamo.reset()  # nothing compiled earlier in this process may stand in
-    fast = FastDecoder(tiny("transformer"), compile=True)
-    _, cache = fast.step(random_ids(1, 4, 9), fast.start(1))
-    with pytest.raises(AurlError, match=r"^--compile: torch.compile failed .*C\+\+ compiler") as caught:
-        fast.step(random_ids(1, 1, 10), cache)
+    # No C++ compiler, and no kernel cached on disk to stand in for one; torch's own patch undoes it.
+    with torch._inductor.config.patch({"cpp.cxx": ("/nonexistent/g++",), "fx_graph_cache": False}):
+        torch._dynamo.reset()  # nor anything compiled earlier in this process
+        fast = FastDecoder(tiny("transformer"), compile=True)
+        _, cache = fast.step(random_ids(1, 4, 9), fast.start(1))
+        with pytest.raises(AurlError, match=r"^--compile: torch.compile failed .*C\+\+ compiler") as caught:
+            fast.step(random_ids(1, 1, 10), cache)
+    torch._dynamo.reset()
     assert "\n" not in str(caught.value)
 
 
