@@ -7,7 +7,8 @@ carries a `BeatState` and picks up exactly where the previous call stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +38,15 @@ class BeatState:
         """The state before the first token."""
         zeros = torch.zeros(batch, dtype=torch.long, device=device)
         return cls(zeros, zeros, zeros, torch.full_like(zeros, default_bar_steps))
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> BeatState:
+        """Apply fn to each field."""
+        return BeatState(fn(self.time), fn(self.bar), fn(self.bar_time), fn(self.bar_len))
+
+    def copy_(self, source: BeatState) -> None:
+        """Overwrite these tensors in place with `source`'s values (a CUDA graph reads them by address)."""
+        for mine, theirs in zip(astuple(self), astuple(source), strict=True):
+            mine.copy_(theirs)
 
 
 @dataclass(frozen=True)

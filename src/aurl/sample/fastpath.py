@@ -32,7 +32,6 @@ from aurl.sample.graphs import TokenGraph
 
 _FIRST_CAPACITY = 256  # tokens a fresh cache holds before its first doubling
 Attend = Callable[[int, Tensor, Tensor, Tensor], Tensor]  # (layer, q, k, v) -> attention output
-_BEAT_FIELDS = tuple(f.name for f in dataclasses.fields(BeatState))
 
 
 @dataclass(frozen=True)
@@ -147,14 +146,14 @@ class FastDecoder:
         b, t = ids.shape
         pos0, end = cache.length, cache.length + t
         cache = self._reserve(cache, end)
-        if t == 1 and self.device.type == "cuda":
-            return self._graph_for(b, cache).run(ids, cache)
         state = cache.beat or BeatState.start(b, self.model.table.default_bar_steps, self.device)
+        if t == 1 and self.device.type == "cuda":
+            return self._graph_for(b, cache).run(ids, cache, state)
         if t == 1 and self._compiled is not None:
             # Compiled code is specialised to its inputs' strides and to whether they are inference
             # tensors: fresh copies of the ids (a view of a longer history) and of the beat state (of
             # the prompt's features) keep it from compiling again and again.
-            ids, state = _fresh(ids), BeatState(*(_fresh(getattr(state, f)) for f in _BEAT_FIELDS))
+            ids, state = _fresh(ids), state.map(_fresh)
             position = torch.tensor([pos0], device=self.device)
             logits, beat = self._compiled_step(
                 ids, position, state, cache.keys, cache.values, cache.projected

@@ -40,11 +40,9 @@ class TokenGraph:
         batch, capacity, _ = key
         device = decoder.device
         self.key = key
-        self.default_bar_steps = decoder.model.table.default_bar_steps
         self.ids = torch.full((batch, 1), 1, dtype=torch.long, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
-        start = BeatState.start(batch, self.default_bar_steps, device)
-        self.state = BeatState(*(getattr(start, f.name).clone() for f in dataclasses.fields(BeatState)))
+        self.state = BeatState.start(batch, decoder.model.table.default_bar_steps, device).map(torch.clone)
         shape = (batch, decoder.heads, capacity, decoder.head_dim)
         self.keys = [torch.zeros(shape, device=device) for _ in decoder.blocks]
         self.values = [torch.zeros(shape, device=device) for _ in decoder.blocks]
@@ -57,8 +55,7 @@ class TokenGraph:
             logits, after = decoder.captured_step(
                 self.ids, self.position, self.state, self.keys, self.values, self.projected
             )
-            for name in (f.name for f in dataclasses.fields(BeatState)):
-                getattr(self.state, name).copy_(getattr(after, name))
+            self.state.copy_(after)
             return logits
 
         with torch.cuda.device(device):
@@ -72,10 +69,11 @@ class TokenGraph:
             with torch.cuda.graph(self.graph):
                 self.logits = step()
 
-    def run(self, ids: Tensor, cache: FastCache) -> tuple[Tensor, FastCache]:
-        """Logits (B, 1, V) of the next ids (B, 1) after `cache`, and the cache one token longer."""
+    def run(self, ids: Tensor, cache: FastCache, state: BeatState) -> tuple[Tensor, FastCache]:
+        """Logits (B, 1, V) of the next ids (B, 1) after `cache` (whose beat state is `state`), and the
+        cache one token longer."""
         if cache.keys[0] is not self.keys[0]:
-            self._load(cache)
+            self._load(cache, state)
         self.ids.copy_(ids)
         self.position.fill_(cache.length)
         self.graph.replay()
@@ -85,13 +83,11 @@ class TokenGraph:
         )  # fmt: skip
         return self.logits.clone(), after
 
-    def _load(self, cache: FastCache) -> None:
+    def _load(self, cache: FastCache, state: BeatState) -> None:
         """Copy a cache that is not this graph's into the graph's buffers."""
         for mine, theirs in zip(self.keys + self.values, cache.keys + cache.values, strict=True):
             mine.copy_(theirs)
-        state = cache.beat or BeatState.start(self.key[0], self.default_bar_steps, self.ids.device)
-        for name in (f.name for f in dataclasses.fields(BeatState)):
-            getattr(self.state, name).copy_(getattr(state, name))
+        self.state.copy_(state)
         if self.projected is not None and cache.projected is not None:
             for mine, theirs in zip(self.projected, cache.projected, strict=True):
                 mine.copy_(theirs)
