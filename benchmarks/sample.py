@@ -22,6 +22,7 @@ shared. transformers lives outside the project's environment; from the repositor
 
     /work/venvs/bench/bin/python benchmarks/sample.py                 # about 15 minutes
     /work/venvs/bench/bin/python benchmarks/sample.py --tokens 128 --repeats 1 --json out.json
+    /work/venvs/bench/bin/python benchmarks/sample.py --only "b1 " --repeats 3   # batch 1 alone
 
 `--long 10000` measures something else: the time per token (model and sampling) along one piece of
 10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention and for the GPT-2
@@ -224,8 +225,11 @@ def configurations(tokens: int, threads: int) -> dict[str, Callable[[], Callable
     return out
 
 
-def measure(tokens: int, repeats: int, threads: int) -> dict[str, dict]:
-    builders = configurations(tokens, threads)
+def measure(tokens: int, repeats: int, threads: int, only: list[str] | None = None) -> dict[str, dict]:
+    builders = {
+        name: build for name, build in configurations(tokens, threads).items()
+        if not only or any(part in name for part in only)
+    }  # fmt: skip
     best: dict[str, dict] = {}
     for repeat in range(repeats):
         for name, build in builders.items():
@@ -336,6 +340,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--json", help="write the report to this file")
     parser.add_argument(
+        "--only", nargs="+", metavar="TEXT",
+        help="measure only the configurations whose names hold one of these texts (e.g. 'b1 ')",
+    )  # fmt: skip
+    parser.add_argument(
         "--long", type=int, metavar="TOKENS",
         help="instead: time per token along one piece this long, per attention kind (e.g. 10000)",
     )  # fmt: skip
@@ -350,7 +358,7 @@ def main() -> None:
         data = {"settings": {**SETTINGS, "tokens": args.long, "preset": args.preset, "device": args.device,
                              "threads": args.threads}, "ms_per_token": rows}  # fmt: skip
     else:
-        data = report(measure(args.tokens, args.repeats, args.threads), args)
+        data = report(measure(args.tokens, args.repeats, args.threads, args.only), args)
         print(json.dumps({"parameters": data["parameters"], "ratios": data["ratios"]}, indent=1))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aurl.models import MusicTransformerVAEGAN
 from aurl.sample import Decoder, LatentDecoder, StopRule, TopK, TorchDecoder, generate, generate_ids
-from aurl.sample.generate import prompt_of
+from aurl.sample.generate import draw, prompt_of, row_generators
 from aurl.tokens import count_invalid, decode, is_valid, vocab
 from sample.builders import BigramDecoder, excerpt
 
@@ -148,3 +150,32 @@ def test_greedy_is_the_argmax_path(decoder: TorchDecoder) -> None:
     a = generate(decoder, num=2, max_tokens=60, seed=1, processors=[TopK(1)])
     b = generate(decoder, num=2, max_tokens=60, seed=99, processors=[TopK(1)])
     assert np.array_equal(a[0].ids, b[1].ids)  # no randomness left: every row is the same piece
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40).filter(lambda p: sum(p) > 1e-30),
+    st.integers(0, 2**32),
+)
+def test_a_draw_never_takes_a_token_of_probability_zero(weights: list[float], seed: int) -> None:
+    probs = torch.tensor(weights, dtype=torch.float32)[None].expand(8, -1)
+    tokens = draw(probs, row_generators(seed, 8))
+    assert tokens.shape == (8,)
+    assert bool((probs[0, tokens] > 0).all())
+
+
+def test_draws_follow_the_probabilities() -> None:
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.15, 0.0, 0.05])
+    n = 20_000
+    counts = torch.bincount(draw(probs.expand(n, -1), row_generators(7, n)), minlength=6).double()
+    expected = probs.double() * n
+    assert counts[1] == counts[4] == 0
+    sigma = (expected * (1 - probs.double())).sqrt()
+    assert bool(((counts - expected).abs() <= 4 * sigma + 1e-9).all()), counts.tolist()
+
+
+def test_a_row_draws_the_same_whatever_the_batch() -> None:
+    probs = torch.rand(5, 774).softmax(-1)
+    together = draw(probs, row_generators(3, 5))
+    alone = [int(draw(probs[i : i + 1], row_generators(3, 5)[i : i + 1])[0]) for i in range(5)]
+    assert together.tolist() == alone

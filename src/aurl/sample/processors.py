@@ -79,11 +79,10 @@ class TopP:
             return logits
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.float().softmax(-1)
-        before = probs.cumsum(-1) - probs  # mass of the likelier tokens
-        drop = before >= self.p
-        drop[..., 0] = False  # the likeliest token always stays
-        removed = torch.zeros_like(drop).scatter(-1, order, drop)  # back to vocabulary order
-        return logits.masked_fill(removed, float("-inf"))
+        # Drop a token when the likelier ones reach p; the likeliest has 0 before it, below p > 0,
+        # so it always stays.
+        drop = probs.cumsum(-1) - probs >= self.p
+        return logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
 
 
 class RepetitionPenalty:

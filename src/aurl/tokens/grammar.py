@@ -224,8 +224,7 @@ class GrammarState:
             longest = min(vocab.MAX_SHIFT, self.bar_steps - self.pos)
             mask[vocab.TIME_SHIFT.start : vocab.TIME_SHIFT.start + longest] = True
         if self.prefix == _NO_PREFIX:
-            tracks = vocab.TRACK.start + np.arange(vocab.N_TRACKS)
-            mask[tracks] = [self._allows_track(t) for t in range(vocab.N_TRACKS)]
+            mask[vocab.TRACK.start : vocab.TRACK.stop] = self._track_mask()
         can_on = self._can_on(self.track)
         if can_on and self.prefix in (_NO_PREFIX, "Track"):
             self._fill(mask, vocab.PROGRAM, exclude=self.program[self.track])
@@ -235,6 +234,20 @@ class GrammarState:
         if self.prefix in (_NO_PREFIX, "Track"):
             mask[vocab.NOTE_OFF.start : vocab.NOTE_OFF.stop] = self._pitch_mask(_OFF)
         return mask
+
+    def _track_mask(self) -> np.ndarray:
+        """(32,) bool: `_allows_track` for every track at once, with no prefix pending.
+
+        Within a note stage the last event's track is the current one, which a Track token may not
+        name; of the others, only later tracks still have a note event in order.
+        """
+        counts = np.asarray(self.n_sounding)
+        later = np.arange(vocab.N_TRACKS) > self.last_track
+        can_on = (counts < vocab.N_PITCHES) & (later if self.stage >= _ON else True)
+        can_off = (counts > 0) & (later if self.stage == _OFF else self.stage < _OFF)
+        allowed = can_on | can_off
+        allowed[self.track] = False
+        return allowed
 
     def _pitch_mask(self, stage: int) -> np.ndarray:
         t = self.track
