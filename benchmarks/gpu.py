@@ -225,7 +225,7 @@ def main() -> None:
         report["sample"] = sample_rates(device, tokens)
         save()
     if "long" in parts:
-        times = sampling.long_step_times("full", long_tokens, str(device))
+        times = sampling.long_step_times("full", long_tokens, str(device), torch.get_num_threads())
         report["long_ms_per_token"] = sampling.long_report(times)
         save()
     if "train" in parts:

@@ -25,9 +25,10 @@ shared. transformers lives outside the project's environment; from the repositor
     /work/venvs/bench/bin/python benchmarks/sample.py --only "b1 " --repeats 3   # batch 1 alone
 
 `--long 10000` measures something else: the time per token (model and sampling) along one piece of
-10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention and for the GPT-2
-peer, as medians over tokens 100-1100, the middle 1000 and the last 1000. Windowed attention keeps
-a bounded cache, so its time should stay flat; full attention's grows with the piece.
+10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention, the full one also
+exported to int8 ONNX (on a CPU), and for the GPT-2 peer, as medians over tokens 100-1100, the
+middle 1000 and the last 1000. Windowed attention keeps a bounded cache, so its time should stay
+flat; full attention's grows with the piece.
 
 docs/sample.md holds the figures of the last run.
 """
@@ -138,9 +139,9 @@ def aurl_run(
     return sampling_run(decoder, batch, tokens)
 
 
-def onnx_run(preset: str, tokens: int, fmt: str, threads: int) -> Callable[[], dict]:
-    """aurl's sampler on the model exported by `aurl export --format fmt` (onnx or int8) to ONNX,
-    run by onnxruntime with as many threads as torch: the fastest CPU path aurl offers at batch 1."""
+def onnx_decoder(preset: str, fmt: str, threads: int) -> Any:
+    """The model exported by `aurl export --format fmt` (onnx or int8) to ONNX, as a Decoder run by
+    onnxruntime with as many threads as torch: the fastest CPU path aurl offers at batch 1."""
     import tempfile
     from pathlib import Path
 
@@ -152,8 +153,11 @@ def onnx_run(preset: str, tokens: int, fmt: str, threads: int) -> Callable[[], d
         source = Path(folder) / "model.safetensors"
         save_weights(aurl_model(preset), source, {"vocab_version": VOCAB_VERSION})
         exported = Path(export_model(source, fmt, Path(folder) / "model.onnx").out)
-        decoder = OnnxDecoder(exported, threads=threads)  # the session holds the graph in memory
-    return sampling_run(decoder, 1, tokens)
+        return OnnxDecoder(exported, threads=threads)  # the session holds the graph in memory
+
+
+def onnx_run(preset: str, tokens: int, fmt: str, threads: int) -> Callable[[], dict]:
+    return sampling_run(onnx_decoder(preset, fmt, threads), 1, tokens)
 
 
 def sampling_run(decoder: Any, batch: int, tokens: int) -> Callable[[], dict]:
@@ -273,12 +277,13 @@ def report(best: dict[str, dict], args: argparse.Namespace) -> dict:
 LONG_ATTENTION = ("full", "sliding", "hierarchical")
 
 
-def long_step_times(preset: str, tokens: int, device: str) -> dict[str, list[float]]:
+def long_step_times(preset: str, tokens: int, device: str, threads: int) -> dict[str, list[float]]:
     """Seconds per token (model and sampling) along one piece of `tokens` new tokens at batch 1.
 
     aurl runs each attention kind through the decoder `aurl sample` picks for it (FastDecoder for
-    full attention, the model's own `step` for the windowed kinds); the peer is HF's GPT-2 of the
-    same size with enough positions, timed between the calls of a logits processor.
+    full attention, the model's own `step` for the windowed kinds), and on a CPU also the full
+    attention model exported to int8 ONNX; the peer is HF's GPT-2 of the same size with enough
+    positions, timed between the calls of a logits processor.
     """
     from aurl.config import SampleConfig
     from aurl.sample import FastDecoder, TopK, TopP, TorchDecoder, generate
@@ -289,13 +294,19 @@ def long_step_times(preset: str, tokens: int, device: str) -> dict[str, list[flo
     # Random weights leave notes sounding by the hundred, and the stopping rule starts closing a
     # piece early enough to end them all; a polyphony limit lets the piece run its whole length.
     constraints = build_constraints(SampleConfig(max_polyphony=8))
-    for attention in LONG_ATTENTION:
-        model = aurl_model(preset, attention)
-        decoder = FastDecoder(model, device) if attention == "full" else TorchDecoder(model, device)
-        timed = _Timed(decoder)
+    decoders: dict[str, Callable[[], Any]] = {
+        f"aurl {kind}": lambda kind=kind: (FastDecoder if kind == "full" else TorchDecoder)(
+            aurl_model(preset, kind), device
+        )
+        for kind in LONG_ATTENTION
+    }  # fmt: skip
+    if device == "cpu":
+        decoders["aurl onnx int8 full"] = lambda: onnx_decoder(preset, "int8", threads)
+    for name, build in decoders.items():
+        timed = _Timed(build())
         generate(timed, num=1, max_tokens=tokens, processors=processors, constraints=constraints, seed=0)
-        out[f"aurl {attention}"] = [b - a for a, b in pairwise(timed.began)]
-        print(f"aurl {attention}: {len(out[f'aurl {attention}'])} steps", flush=True)
+        out[name] = [b - a for a, b in pairwise(timed.began)]
+        print(f"{name}: {len(out[name])} steps", flush=True)
     out["hf full"] = _hf_step_times(preset, tokens, device)
     return out
 
@@ -354,7 +365,7 @@ def main() -> None:
     if args.long:
         if args.long < 2200:
             parser.error("--long needs at least 2200 tokens (three windows of 1000 after a warm-up of 100)")
-        rows = long_report(long_step_times(args.preset, args.long, args.device))
+        rows = long_report(long_step_times(args.preset, args.long, args.device, args.threads))
         data = {"settings": {**SETTINGS, "tokens": args.long, "preset": args.preset, "device": args.device,
                              "threads": args.threads}, "ms_per_token": rows}  # fmt: skip
     else:

@@ -1,7 +1,7 @@
 """Sample a piece from an exported ONNX model with onnxruntime and numpy alone, and write it as MIDI.
 
-No PyTorch: the ONNX file holds the decoder's incremental step, whose KV cache and beat state are
-plain inputs and outputs (docs/export.md, "The ONNX step"). aurl.tokens supplies the grammar mask
+No PyTorch: the ONNX file holds the decoder's incremental step, whose KV cache buffers and beat
+state are plain inputs and outputs (docs/export.md, "The ONNX step"). aurl.tokens supplies the grammar mask
 (so every sampled token is legal) and turns the ids into a score; aurl.midi writes the file.
 
     aurl export bundled --format onnx --out bach.onnx
@@ -33,12 +33,14 @@ def load(path: str) -> tuple[ort.InferenceSession, dict]:
     return session, json.loads(meta["aurl.export.step_layout"])
 
 
-def empty_state(layout: dict) -> dict[str, np.ndarray]:
-    """Inputs of the first step for one stream: start beat, empty cache, and z = 0 in vae modes."""
-    state = {"beat": np.array([layout["start_beat"]], np.int64)}
+def empty_state(layout: dict, capacity: int) -> dict[str, np.ndarray]:
+    """Inputs of the first step for one stream: start beat, cache buffers of `capacity` slots with
+    none filled yet, and z = 0 in vae modes."""
+    state = {"beat": np.array([layout["start_beat"]], np.int64), "past_length": np.array([0], np.int64)}
     for i in range(layout["layers"]):
         for kind in ("key", "value"):
-            state[f"past_{kind}.{i}"] = np.zeros((1, layout["heads"], 0, layout["head_dim"]), np.float32)
+            shape = (1, layout["heads"], capacity, layout["head_dim"])
+            state[f"past_{kind}.{i}"] = np.zeros(shape, np.float32)
     if layout["latent"]:  # the prior mean: no bars or windows given, each reads z = 0
         zg, zb, zf = layout["latent"]
         state |= {
@@ -49,14 +51,16 @@ def empty_state(layout: dict) -> dict[str, np.ndarray]:
     return state
 
 
-def step(session: ort.InferenceSession, layout: dict, token: int, state: dict) -> tuple[np.ndarray, dict]:
-    """Feed one token; return the next token's logits (V,) and the grown state."""
-    outputs = session.run(None, {"ids": np.array([[token]], np.int64), **state})
-    logits, beat, *present = outputs
-    state = {k: v for k, v in state.items() if k.startswith("z_")} | {"beat": beat}
+def step(session: ort.InferenceSession, layout: dict, token: int, state: dict) -> np.ndarray:
+    """Feed one token; return the next token's logits (V,). The state moves on in place: the
+    token's keys and values go into the next free slot of the buffers."""
+    logits, beat, *new = session.run(None, {"ids": np.array([[token]], np.int64), **state})
+    slot = int(state["past_length"][0])
     for i in range(layout["layers"]):
-        state[f"past_key.{i}"], state[f"past_value.{i}"] = present[2 * i], present[2 * i + 1]
-    return logits[0, -1], state
+        state[f"past_key.{i}"][:, :, slot] = new[2 * i][:, :, 0]
+        state[f"past_value.{i}"][:, :, slot] = new[2 * i + 1][:, :, 0]
+    state["beat"], state["past_length"] = beat, np.array([slot + 1], np.int64)
+    return logits[0, -1]
 
 
 def choose(
@@ -77,14 +81,15 @@ def sample(path: str, tokens: int, temperature: float, top_k: int, seed: int) ->
     grammar = GrammarState()
     ids = [vocab.BOS]
     grammar.advance(vocab.BOS)
-    logits, state = step(session, layout, vocab.BOS, empty_state(layout))
+    state = empty_state(layout, capacity=tokens + 1)  # one slot per token fed, BOS included
+    logits = step(session, layout, vocab.BOS, state)
     for _ in range(tokens):
         token = choose(logits, grammar.mask(), temperature, top_k, rng)
         grammar.advance(token)
         ids.append(token)
         if token == vocab.EOS:
             break
-        logits, state = step(session, layout, token, state)
+        logits = step(session, layout, token, state)
     return np.array(ids, np.int64)
 
 

@@ -13,6 +13,7 @@ from aurl.tokens.vocab import VOCAB_VERSION
 
 # Sliding windows small enough that the test sequences (40 random, 512 chorale tokens) cross many.
 SLIDING = {"attention": "sliding", "sliding_window": 12, "sliding_overlap": 4}
+HIERARCHICAL = {"attention": "hierarchical", "local_window": 8, "global_tokens": 3}
 
 
 def tiny_model(mode: str = "transformer", seed: int = 0, **overrides: object) -> MusicTransformerVAEGAN:

@@ -13,7 +13,7 @@ from aurl.export.graph import StepGraph, StepLayout, beat_features, example_inpu
 from aurl.models import BeatState
 from aurl.models import positions as model_positions
 from aurl.tokens import model_tables
-from export.conftest import SLIDING, tiny_model
+from export.conftest import HIERARCHICAL, SLIDING, tiny_model
 
 TABLES = {
     name: torch.as_tensor(np.asarray(value, np.int64 if name != "bar_start" else bool))
@@ -80,15 +80,15 @@ def test_beat_features_match_the_models(
 
 @pytest.mark.parametrize(
     ("mode", "overrides"),
-    [("transformer", {}), ("vae", SLIDING), ("vae_gan", {})],
-    ids=["transformer-full", "vae-sliding", "vae_gan-full"],
+    [("transformer", {}), ("vae", SLIDING), ("vae_gan", {}), ("vae", HIERARCHICAL)],
+    ids=["transformer-full", "vae-sliding", "vae_gan-full", "vae-hierarchical"],
 )
 def test_step_graph_in_chunks_matches_one_model_step(mode: str, overrides: dict) -> None:
     model = tiny_model(mode, **overrides)
     graph = StepGraph(model)
     layout = graph.layout
     ids = torch.randint(4, 774, (2, 30), generator=torch.Generator().manual_seed(1))
-    z_parts = example_inputs(layout, batch=2)[2 : 2 + (3 if layout.latent else 0)]
+    z_parts = example_inputs(layout, batch=2)[3 : 3 + (3 if layout.latent else 0)]
     z = None
     if layout.latent:
         from aurl.models import Latent
@@ -104,18 +104,22 @@ def test_step_graph_in_chunks_matches_one_model_step(mode: str, overrides: dict)
     with torch.no_grad():
         want, _ = model.step(ids, None, z)
         beat = torch.tensor([layout.start_beat] * 2)
-        past = [torch.zeros(2, layout.heads, 0, layout.head_dim) for _ in layout.past_names]
+        # Buffers of 40 slots full of noise: the step must read only the slots it was told are filled.
+        noise = torch.Generator().manual_seed(2)
+        past = [torch.randn(2, layout.heads, 40, layout.head_dim, generator=noise) for _ in layout.past_names]
         pieces = []
         for lo, hi in ((0, 11), (11, 12), (12, 30)):
-            logits, beat, *past = graph(ids[:, lo:hi], beat, *z_parts, *past)
+            logits, beat, *new = graph(ids[:, lo:hi], beat, torch.tensor([lo]), *z_parts, *past)
+            for buffer, entries in zip(past, new, strict=True):
+                assert entries.shape == (2, layout.heads, hi - lo, layout.head_dim)
+                buffer[:, :, lo:hi] = entries
             pieces.append(logits)
     assert torch.allclose(torch.cat(pieces, 1), want, atol=1e-5, rtol=0)
-    assert past[0].shape == (2, layout.heads, 30, layout.head_dim)
 
 
 def test_layout_round_trips_through_json() -> None:
     layout = StepLayout.of(tiny_model("vae"))
     assert StepLayout.from_json(layout.to_json()) == layout
-    assert layout.input_names[:5] == ["ids", "beat", "z_piece", "z_bar", "z_fine"]
-    assert len(layout.past_names) == 2 * layout.layers == len(layout.present_names)
+    assert layout.input_names[:6] == ["ids", "beat", "past_length", "z_piece", "z_bar", "z_fine"]
+    assert len(layout.past_names) == 2 * layout.layers == len(layout.new_names)
     assert StepLayout.of(tiny_model()).latent is None

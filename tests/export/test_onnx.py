@@ -90,7 +90,8 @@ def test_metadata_records_opset_config_vocab_and_layout(
         i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input
     }
     assert inputs["ids"] == ["batch", "sequence"]
-    assert inputs["past_key.0"] == ["batch", 4, "past", 16]
+    assert inputs["past_key.0"] == ["batch", 4, "capacity", 16]
+    assert inputs["past_length"] == [1]
     assert inputs["z_bar"] == ["batch", "bars", 16]
     assert not any(n.name.startswith("discriminator") or "encoder" in n.name for n in proto.graph.initializer)
 
@@ -251,3 +252,26 @@ def test_compile_is_refused_for_an_exported_model(onnx_files: dict[str, Path], t
     with pytest.raises(ConfigError, match="exported model"):
         sample(settings, checkpoint=onnx_path, out=tmp_path / "a.mid", decoder=load_decoder(onnx_path))
     assert not (tmp_path / "a.mid").exists()
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [(None, "not an aurl ONNX export"), ('{"layers": 2}', "exported by an older aurl")],
+    ids=["foreign", "old-layout"],
+)
+def test_an_onnx_file_of_another_kind_is_refused_in_one_line(
+    layout: str | None, message: str, tmp_path: Path
+) -> None:
+    from onnx import TensorProto, helper
+
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "sequence"])
+    out = helper.make_tensor_value_info("logits", TensorProto.INT64, ["batch", "sequence"])
+    graph = helper.make_graph([helper.make_node("Identity", ["ids"], ["logits"])], "g", [ids], [out])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if layout is not None:  # an aurl export of the layout before the cache buffers: no past_length
+        proto.metadata_props.add(key=LAYOUT_KEY, value=layout)
+    path = tmp_path / "other.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(ExportError, match=message) as raised:
+        OnnxStep(path)
+    assert "\n" not in str(raised.value) and str(path) in str(raised.value)

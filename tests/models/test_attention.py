@@ -53,8 +53,8 @@ def reference(att: Attention, x: torch.Tensor, key_valid: torch.Tensor | None) -
     """The same rule as one dense T x T mask (what the blocked kernel must reproduce)."""
     g = att.geometry
     b, t, d = x.shape
-    q, k, v, ku = att._project(x, 0)
     pos = torch.arange(t)
+    q, k, v, ku = att._project(x, pos)
     mask = g.local_allowed(pos, pos)[None].expand(b, -1, -1)
     if key_valid is not None:
         mask = (mask & key_valid[:, None, :]) | torch.eye(t, dtype=torch.bool)
@@ -116,7 +116,7 @@ def test_windowed_equals_full_when_the_window_covers_the_sequence(
     x = torch.randn(2, t, 32)
     torch.testing.assert_close(windowed(x), full(x), atol=1e-5, rtol=1e-5)
     # The blocked kernel itself (the module takes a fused shortcut when one block covers everything).
-    q, k, v, ku = windowed._project(x, 0)
+    q, k, v, ku = windowed._project(x, torch.arange(t))
     summaries = _summaries(ku, v, None, g.local, windowed.rotary) if g.kind == "hierarchical" else None
     blocked = windowed.out(blocked_attention(q, k, v, g, None, summaries, 0.0).reshape(2, t, 32))
     torch.testing.assert_close(blocked, full(x), atol=1e-5, rtol=1e-5)
@@ -154,6 +154,6 @@ def test_windowed_attention_memory_is_linear_in_length(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     for t in (1024, 4096):
-        q, k, v, _ = att._project(torch.randn(1, t, 16), 0)
+        q, k, v, _ = att._project(torch.randn(1, t, 16), torch.arange(t))
         blocked_attention(q, k, v, g, None, None, 0.0)
     assert seen[1] == 4 * seen[0] and seen[1] == 4096 * 2 * 64

@@ -4,15 +4,21 @@
 the cache spelled out as inputs and outputs (the layout of `StepLayout`) so that an ONNX runtime can
 sample token by token:
 
-    inputs   ids (B, T) int64, beat (B, 4) int64, [z_piece (B, Zg), z_bar (B, NB, Zb),
-             z_fine (B, NW, Zf) in vae modes], past_key.i / past_value.i (B, H, P, dh) per layer
-    outputs  logits (B, T, V), beat_out (B, 4), present_key.i / present_value.i (B, H, P + T, dh)
+    inputs   ids (B, T) int64, beat (B, 4) int64, past_length (1,) int64, [z_piece (B, Zg),
+             z_bar (B, NB, Zb), z_fine (B, NW, Zf) in vae modes], past_key.i / past_value.i
+             (B, H, C, dh) per layer: buffers whose first P = past_length slots hold the cache
+    outputs  logits (B, T, V), beat_out (B, 4), new_key.i / new_value.i (B, H, T, dh)
 
-The position of the first new token is P, the past length, so the runtime carries nothing but the
-tensors. `beat` holds the `BeatState` (time, bar, bar_time, bar_len in grid steps). It reuses the
-model's own modules (embeddings, projections, rotary angles, visibility rule, feed-forward, head);
-only the cache bookkeeping and a cummax-free beat computation (ONNX has no cumulative maximum) are
-written here, and `verify` checks the result against `model.step`.
+The runtime keeps the buffers (capacity C >= P, grown by doubling) and writes each call's new keys
+and values into slots P .. P + T itself, so a step copies no cache: had the step returned the
+grown cache, every token would copy all of it (1.4 microseconds per cached token and step for the
+small preset, three times the step by 1,000 tokens). Full and sliding attention read the buffers
+as they are, slots from P on masked; hierarchical attention, which recomputes its block summaries
+from the unrotated keys anyway, gathers the first P. `beat` holds the `BeatState` (time, bar,
+bar_time, bar_len in grid steps). The step reuses the model's own modules (embeddings,
+projections, rotary angles, visibility rule, feed-forward, head); only the cache bookkeeping and a
+cummax-free beat computation (ONNX has no cumulative maximum) are written here, and `verify`
+checks the result against `model.step`.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ class StepLayout:
         heads, head_dim: H and dh of the cached keys and values.
         vocab_size: V, the last axis of the logits.
         attention: the attention kind; with "hierarchical" the cached keys are kept unrotated
-            (a runtime passes the cache back unchanged either way).
+            (a runtime stores the new keys as they come either way).
         latent: (Zg, Zb, Zf) in vae modes, None in transformer mode (no z inputs).
         start_beat: the `beat` row before the first token (time, bar, bar_time, bar_len).
     """
@@ -71,19 +77,19 @@ class StepLayout:
         return [f"past_{kind}.{i}" for i in range(self.layers) for kind in ("key", "value")]
 
     @property
-    def present_names(self) -> list[str]:
-        return [f"present_{kind}.{i}" for i in range(self.layers) for kind in ("key", "value")]
+    def new_names(self) -> list[str]:
+        return [f"new_{kind}.{i}" for i in range(self.layers) for kind in ("key", "value")]
 
     @property
     def input_names(self) -> list[str]:
-        return ["ids", "beat", *(Z_INPUTS if self.latent else ()), *self.past_names]
+        return ["ids", "beat", "past_length", *(Z_INPUTS if self.latent else ()), *self.past_names]
 
     @property
     def output_names(self) -> list[str]:
-        return ["logits", "beat_out", *self.present_names]
+        return ["logits", "beat_out", *self.new_names]
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        """Batch, sequence, past, bars and windows axes of every input and output."""
+        """Batch, sequence, capacity, bars and windows axes of every input and output."""
         axes: dict[str, dict[int, str]] = {
             "ids": {0: "batch", 1: "sequence"},
             "beat": {0: "batch"},
@@ -93,8 +99,8 @@ class StepLayout:
             "z_bar": {0: "batch", 1: "bars"},
             "z_fine": {0: "batch", 1: "windows"},
         }
-        axes.update({name: {0: "batch", 2: "past"} for name in self.past_names})
-        axes.update({name: {0: "batch", 2: "past_and_sequence"} for name in self.present_names})
+        axes.update({name: {0: "batch", 2: "capacity"} for name in self.past_names})
+        axes.update({name: {0: "batch", 2: "sequence"} for name in self.new_names})
         return {name: value for name, value in axes.items() if name in self.input_names + self.output_names}
 
     def to_json(self) -> str:
@@ -159,30 +165,29 @@ class StepGraph(nn.Module):
         self.model = model
         self.layout = StepLayout.of(model)
 
-    def forward(self, ids: Tensor, beat: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
-        """Logits (B, T, V), the next beat row (B, 4) and the grown keys and values per layer."""
+    def forward(self, ids: Tensor, beat: Tensor, past_length: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+        """Logits (B, T, V), the next beat row (B, 4) and the new keys and values per layer."""
         m = self.model
         n_z = 3 if self.layout.latent else 0
         z_parts, past = rest[:n_z], rest[n_z:]
-        pos0 = past[0].shape[2]
         state = BeatState(beat[:, 0], beat[:, 1], beat[:, 2], beat[:, 3])
         feats = beat_features(ids, m._tables(), state)
-        positions = torch.arange(ids.shape[1], device=ids.device) + pos0
+        positions = torch.arange(ids.shape[1], device=ids.device) + past_length
         x = m.embed(ids) + m.beat(feats)
         cond = None
         if m.condition is not None:
             piece, bars, fine = z_parts
             z = Latent(piece, bars, fine, _rows(bars), _rows(fine))
             cond = m.condition(z, feats.bar, positions)
-        present: list[Tensor] = []
+        new: list[Tensor] = []
         for i, block in enumerate(m.decoder.blocks):
             assert isinstance(block, Block)
-            x, k, v = _block_step(block, x, cond, past[2 * i], past[2 * i + 1], positions)
-            present += [k, v]
+            x, k, v = _block_step(block, x, cond, past[2 * i], past[2 * i + 1], positions, past_length)
+            new += [k, v]
         logits = m.head(m.decoder.norm(x))
         last = feats.last()
         beat_out = torch.stack([last.time, last.bar, last.bar_time, last.bar_len], dim=1)
-        return (logits, beat_out, *present)
+        return (logits, beat_out, *new)
 
 
 def _rows(level: Tensor) -> Tensor:
@@ -191,32 +196,48 @@ def _rows(level: Tensor) -> Tensor:
 
 
 def _block_step(
-    block: Block, x: Tensor, cond: Tensor | None, past_k: Tensor, past_v: Tensor, positions: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One decoder layer over new tokens x (B, T, D) after cached keys/values (B, H, P, dh)."""
+    block: Block, x: Tensor, cond: Tensor | None, past_k: Tensor, past_v: Tensor, positions: Tensor,
+    past_length: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """One decoder layer over new tokens x (B, T, D) at `positions` after the cache: buffers
+    (B, H, C, dh) whose first `past_length` slots are filled. Returns x and the keys (rotated, or
+    unrotated for hierarchical attention) and values of the new tokens, (B, H, T, dh) each."""
     x = block._with_cond(x, cond)
     attn = block.attn
     b, t, d = x.shape
-    q, k, v, k_raw = (u.transpose(1, 2) for u in attn._project(block.norm1(x), past_k.shape[2]))
+    q, k, v, k_raw = (u.transpose(1, 2) for u in attn._project(block.norm1(x), positions))
     if attn.geometry.kind == "hierarchical":
-        out, keys, values = _hierarchical(
-            attn, q, torch.cat([past_k, k_raw], 2), torch.cat([past_v, v], 2), positions
-        )
+        # A tensor end (not an int) keeps the length an input of the traced graph.
+        filled = torch.arange(past_length[0], device=x.device)  # type: ignore[call-overload]
+        keys_raw = torch.cat([past_k.index_select(2, filled), k_raw], 2)
+        values = torch.cat([past_v.index_select(2, filled), v], 2)
+        out, k = _hierarchical(attn, q, keys_raw, values, positions), k_raw
     else:
-        keys, values = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
-        key_positions = torch.arange(keys.shape[2], device=x.device)
-        mask = attn.geometry.local_allowed(positions, key_positions)  # (T, P + T)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        out = _buffered_attention(attn, q, k, v, past_k, past_v, positions, past_length)
     x = x + attn.out(out.transpose(1, 2).reshape(b, t, d))
-    return x + block.ffn(block.norm2(x)), keys, values
+    return x + block.ffn(block.norm2(x)), k, v
 
 
-def _hierarchical(
-    attn: Attention, q: Tensor, keys_raw: Tensor, values: Tensor, positions: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Hierarchical attention of queries q (B, H, T, dh) over every key so far, and its summaries.
+def _buffered_attention(
+    attn: Attention, q: Tensor, k: Tensor, v: Tensor, past_k: Tensor, past_v: Tensor, positions: Tensor,
+    past_length: Tensor,
+) -> Tensor:  # fmt: skip
+    """Full or sliding attention of queries q (B, H, T, dh) over the filled buffer slots and the new
+    keys k and values v, without joining them: one softmax over both sets of scores."""
+    g = attn.geometry
+    slots = torch.arange(past_k.shape[2], device=q.device)
+    seen = g.local_allowed(positions, slots) & (slots < past_length)[None]  # (T, C)
+    mask = torch.cat([seen, g.local_allowed(positions, positions)], dim=1)  # (T, C + T)
+    scores = torch.cat([q @ past_k.transpose(-1, -2), q @ k.transpose(-1, -2)], dim=-1) * attn.dh**-0.5
+    weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    capacity = past_k.shape[2]
+    return weights[..., :capacity] @ past_v + weights[..., capacity:] @ v
 
-    The cache holds keys before rotation (B, H, P + T, dh): each call rotates them at their
+
+def _hierarchical(attn: Attention, q: Tensor, keys_raw: Tensor, values: Tensor, positions: Tensor) -> Tensor:
+    """Hierarchical attention of queries q (B, H, T, dh) over every key so far and their summaries.
+
+    Keys come before rotation (B, H, P + T, dh): each call rotates them at their
     positions and recomputes every finished block's summary (mean key, rotated to the block
     centre, and mean value), the same arithmetic as the model's cache, which grows them one block at
     a time. A query sees its local window and the summaries of the `n_global` blocks before its own.
@@ -234,12 +255,12 @@ def _hierarchical(
     summary_mask = (blocks[None] <= own_block - 1) & (blocks[None] >= own_block - g.n_global)
     mask = torch.cat([g.local_allowed(positions, key_positions), summary_mask], dim=1)
     all_keys = torch.cat([rotate(keys_raw, cos, sin), rotate(block_keys, centre_cos, centre_sin)], dim=2)
-    out = F.scaled_dot_product_attention(q, all_keys, torch.cat([values, block_values], 2), attn_mask=mask)
-    return out, keys_raw, values
+    return F.scaled_dot_product_attention(q, all_keys, torch.cat([values, block_values], 2), attn_mask=mask)
 
 
 def example_inputs(layout: StepLayout, batch: int = 2, new: int = 3, past: int = 2) -> tuple[Tensor, ...]:
-    """Inputs of the given sizes to trace the step with (sizes > 1 keep every axis dynamic)."""
+    """Inputs of the given sizes to trace the step with (sizes > 1 keep every axis dynamic; the
+    buffers hold 3 slots more than are filled)."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(4, layout.vocab_size, (batch, new), generator=generator)
     beat = torch.tensor([layout.start_beat] * batch, dtype=torch.long)
@@ -247,5 +268,5 @@ def example_inputs(layout: StepLayout, batch: int = 2, new: int = 3, past: int =
     if layout.latent:
         zg, zb, zf = layout.latent
         z = [torch.randn(batch, zg), torch.randn(batch, 2, zb), torch.randn(batch, 2, zf)]
-    kv = [torch.randn(batch, layout.heads, past, layout.head_dim) for _ in layout.past_names]
-    return (ids, beat, *z, *kv)
+    kv = [torch.randn(batch, layout.heads, past + 3, layout.head_dim) for _ in layout.past_names]
+    return (ids, beat, torch.tensor([past]), *z, *kv)

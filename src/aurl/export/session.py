@@ -1,7 +1,9 @@
-"""An exported ONNX step run by onnxruntime, on numpy arrays: the cache is a list of arrays.
+"""An exported ONNX step run by onnxruntime, on numpy arrays: the cache is a list of buffers.
 
 `OnnxStep(path).run(ids, state)` feeds new tokens after the cached ones and returns their logits
-and the grown state, exactly what `model.step` does with its `DecodeCache`. Only onnxruntime and
+and the state with their keys and values added, exactly what `model.step` does with its
+`DecodeCache`. The buffers live here: the step reads them and returns only the new keys and
+values, which `run` writes into the next free slots (graph.py says why). Only onnxruntime and
 numpy are needed (the `aurl[export]` extra).
 """
 
@@ -13,36 +15,46 @@ from pathlib import Path
 import numpy as np
 
 from aurl.export.errors import ExportError, require
-from aurl.export.graph import StepLayout
+from aurl.export.graph import Z_INPUTS, StepLayout
 from aurl.export.metadata import LAYOUT_KEY
 
 CHUNK = 512  # most tokens per onnxruntime call; longer inputs are fed in chunks through the cache
+FIRST_CAPACITY = 64  # cache slots of a fresh state; full buffers double
 
 
 @dataclass(frozen=True)
 class StepState:
     """What one ONNX step hands to the next, for a batch of B streams.
 
+    Run reads a state's buffers and writes into their free slots: step from each state once.
+
     Attributes:
         beat: (B, 4) int64 beat state (time, bar, bar_time, bar_len).
-        past: per layer a key and a value, each (B, H, P, dh) float32, layer 0's key first.
+        past: per layer a key and a value buffer, each (B, H, C, dh) float32, layer 0's key first;
+            the first `length` slots are filled.
+        length: P, the tokens seen so far.
         z: vae modes: z_piece (B, Zg), z_bar (B, NB, Zb), z_fine (B, NW, Zf); empty otherwise.
     """
 
     beat: np.ndarray
     past: tuple[np.ndarray, ...]
+    length: int = 0
     z: tuple[np.ndarray, ...] = ()
-
-    @property
-    def length(self) -> int:
-        """P, the tokens seen so far."""
-        return int(self.past[0].shape[2])
 
     def select(self, index: np.ndarray) -> StepState:
         """The state of streams `index` (B',) int: beam reordering, or dropping finished streams."""
         return StepState(
-            self.beat[index], tuple(p[index] for p in self.past), tuple(z[index] for z in self.z)
+            self.beat[index], tuple(p[index] for p in self.past), self.length, tuple(z[index] for z in self.z)
         )
+
+    def reserve(self, end: int) -> StepState:
+        """This state with buffers of at least `end` slots (doubled as often as needed)."""
+        capacity = self.past[0].shape[2]
+        if end <= capacity:
+            return self
+        grown = max(end, 2 * capacity)
+        pad = ((0, 0), (0, 0), (0, grown - capacity), (0, 0))
+        return StepState(self.beat, tuple(np.pad(p, pad) for p in self.past), self.length, self.z)
 
 
 class OnnxStep:
@@ -71,6 +83,11 @@ class OnnxStep:
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         if LAYOUT_KEY not in self.metadata:
             raise ExportError(f"'{path}' is not an aurl ONNX export (no {LAYOUT_KEY} metadata)")
+        if "past_length" not in {i.name for i in self.session.get_inputs()}:
+            raise ExportError(
+                f"'{path}' was exported by an older aurl (its step returns the whole cache); "
+                "export the model again with `aurl export`"
+            )
         self.layout = StepLayout.from_json(self.metadata[LAYOUT_KEY])
 
     def start(self, batch: int, z: tuple[np.ndarray, ...] | None = None) -> StepState:
@@ -83,14 +100,15 @@ class OnnxStep:
         """
         lay = self.layout
         beat = np.tile(np.asarray(lay.start_beat, np.int64), (batch, 1))
-        past = tuple(np.zeros((batch, lay.heads, 0, lay.head_dim), np.float32) for _ in lay.past_names)
+        shape = (batch, lay.heads, FIRST_CAPACITY, lay.head_dim)
+        past = tuple(np.zeros(shape, np.float32) for _ in lay.past_names)
         if lay.latent is None:
             return StepState(beat, past)
         if z is None:
             zg, zb, zf = lay.latent
             z = (np.zeros((batch, zg), np.float32), np.zeros((batch, 0, zb), np.float32),
                  np.zeros((batch, 0, zf), np.float32))  # fmt: skip
-        return StepState(beat, past, tuple(np.ascontiguousarray(part, np.float32) for part in z))
+        return StepState(beat, past, 0, tuple(np.ascontiguousarray(part, np.float32) for part in z))
 
     def run(self, ids: np.ndarray, state: StepState) -> tuple[np.ndarray, StepState]:
         """Logits (B, T, V) float32 for ids (B, T) int64 after the tokens in `state`, and the new state.
@@ -108,10 +126,14 @@ class OnnxStep:
         return np.concatenate(out, axis=1), state
 
     def _run(self, ids: np.ndarray, state: StepState) -> tuple[np.ndarray, StepState]:
-        lay = self.layout
+        lay, (p, t) = self.layout, (state.length, ids.shape[1])
+        state = state.reserve(p + t)
         feeds = {"ids": np.ascontiguousarray(ids, np.int64), "beat": state.beat}
+        feeds["past_length"] = np.array([p], np.int64)
         if lay.latent is not None:
-            feeds.update(zip(("z_piece", "z_bar", "z_fine"), state.z, strict=True))
+            feeds.update(zip(Z_INPUTS, state.z, strict=True))
         feeds.update(zip(lay.past_names, state.past, strict=True))
-        logits, beat, *present = self.session.run(None, feeds)
-        return logits, StepState(beat, tuple(present), state.z)
+        logits, beat, *new = self.session.run(None, feeds)
+        for buffer, entries in zip(state.past, new, strict=True):
+            buffer[:, :, p : p + t] = entries
+        return logits, StepState(beat, state.past, p + t, state.z)

@@ -49,11 +49,11 @@ class Attention(nn.Module):
         self.out = nn.Linear(d_model, d_model, bias=False)
         self.rotary = Rotary(self.dh, rope_base)
 
-    def _project(self, x: Tensor, pos0: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """q, k (rotated), v and k unrotated, each (B, T, H, dh), for tokens at positions pos0 ...."""
+    def _project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """q, k (rotated), v and k unrotated, each (B, T, H, dh), for tokens at `positions` (T,)."""
         b, t, _ = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.h, self.dh).unbind(2)
-        cos, sin = self.rotary.angles(torch.arange(pos0, pos0 + t, device=x.device))
+        cos, sin = self.rotary.angles(positions)
         return rotate(q, cos[:, None], sin[:, None]), rotate(k, cos[:, None], sin[:, None]), v, k
 
     def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
@@ -82,7 +82,7 @@ class Attention(nn.Module):
         self, x: Tensor, key_valid: Tensor | None, want_cache: bool = False
     ) -> tuple[Tensor, LayerCache | None]:
         b, t, d = x.shape
-        q, k, v, ku = self._project(x, 0)
+        q, k, v, ku = self._project(x, torch.arange(t, device=x.device))
         p = self.dropout if self.training else 0.0
         g = self.geometry
         summaries = None
@@ -122,9 +122,9 @@ class Attention(nn.Module):
     def _attend_cached(self, x: Tensor, pos0: int, cache: LayerCache) -> tuple[Tensor, LayerCache]:
         b, tn, d = x.shape
         g = self.geometry
-        q, k, v, ku = (t.transpose(1, 2) for t in self._project(x, pos0))  # (B, H, Tn, dh)
-        new = LayerCache(torch.cat([cache.k, k], 2), torch.cat([cache.v, v], 2), cache.start)
         qpos = torch.arange(pos0, pos0 + tn, device=x.device)
+        q, k, v, ku = (t.transpose(1, 2) for t in self._project(x, qpos))  # (B, H, Tn, dh)
+        new = LayerCache(torch.cat([cache.k, k], 2), torch.cat([cache.v, v], 2), cache.start)
         kpos = torch.arange(cache.start, pos0 + tn, device=x.device)
         mask, keys, values = g.local_allowed(qpos, kpos), new.k, new.v
         if g.kind == "hierarchical":
