@@ -277,7 +277,9 @@ def report(best: dict[str, dict], args: argparse.Namespace) -> dict:
 LONG_ATTENTION = ("full", "sliding", "hierarchical")
 
 
-def long_step_times(preset: str, tokens: int, device: str, threads: int) -> dict[str, list[float]]:
+def long_step_times(
+    preset: str, tokens: int, device: str, threads: int, only: list[str] | None = None
+) -> dict[str, list[float]]:
     """Seconds per token (model and sampling) along one piece of `tokens` new tokens at batch 1.
 
     aurl runs each attention kind through the decoder `aurl sample` picks for it (FastDecoder for
@@ -303,11 +305,14 @@ def long_step_times(preset: str, tokens: int, device: str, threads: int) -> dict
     if device == "cpu":
         decoders["aurl onnx int8 full"] = lambda: onnx_decoder(preset, "int8", threads)
     for name, build in decoders.items():
+        if only and not any(part in name for part in only):
+            continue
         timed = _Timed(build())
         generate(timed, num=1, max_tokens=tokens, processors=processors, constraints=constraints, seed=0)
         out[name] = [b - a for a, b in pairwise(timed.began)]
         print(f"{name}: {len(out[name])} steps", flush=True)
-    out["hf full"] = _hf_step_times(preset, tokens, device)
+    if not only or any(part in "hf full" for part in only):
+        out["hf full"] = _hf_step_times(preset, tokens, device)
     return out
 
 
@@ -352,7 +357,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the report to this file")
     parser.add_argument(
         "--only", nargs="+", metavar="TEXT",
-        help="measure only the configurations whose names hold one of these texts (e.g. 'b1 ')",
+        help="measure only the configurations (with --long: models) whose names hold one of these texts",
     )  # fmt: skip
     parser.add_argument(
         "--long", type=int, metavar="TOKENS",
@@ -365,7 +370,7 @@ def main() -> None:
     if args.long:
         if args.long < 2200:
             parser.error("--long needs at least 2200 tokens (three windows of 1000 after a warm-up of 100)")
-        rows = long_report(long_step_times(args.preset, args.long, args.device, args.threads))
+        rows = long_report(long_step_times(args.preset, args.long, args.device, args.threads, args.only))
         data = {"settings": {**SETTINGS, "tokens": args.long, "preset": args.preset, "device": args.device,
                              "threads": args.threads}, "ms_per_token": rows}  # fmt: skip
     else:
