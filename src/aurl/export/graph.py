@@ -10,15 +10,14 @@ sample token by token:
     outputs  logits (B, T, V), beat_out (B, 4), new_key.i / new_value.i (B, H, T, dh)
 
 The runtime keeps the buffers (capacity C >= P, grown by doubling) and writes each call's new keys
-and values into slots P .. P + T itself, so a step copies no cache: had the step returned the
-grown cache, every token would copy all of it (1.4 microseconds per cached token and step for the
-small preset, three times the step by 1,000 tokens). Full and sliding attention read the buffers
-as they are, slots from P on masked; hierarchical attention, which recomputes its block summaries
-from the unrotated keys anyway, gathers the first P. `beat` holds the `BeatState` (time, bar,
-bar_time, bar_len in grid steps). The step reuses the model's own modules (embeddings,
-projections, rotary angles, visibility rule, feed-forward, head); only the cache bookkeeping and a
-cummax-free beat computation (ONNX has no cumulative maximum) are written here, and `verify`
-checks the result against `model.step`.
+and values into slots P .. P + T itself, so a step copies no cache (when the step returned the
+grown cache, every token copied all of it: docs/export.md has the cost). Full and sliding
+attention read the buffers as they are, slots from P on masked; hierarchical attention, which
+recomputes its block summaries from the unrotated keys anyway, gathers the first P. `beat` holds
+the `BeatState` (time, bar, bar_time, bar_len in grid steps). The step reuses the model's own
+modules (embeddings, projections, rotary angles, visibility rule, feed-forward, head); only the
+cache bookkeeping and a cummax-free beat computation (ONNX has no cumulative maximum) are written
+here, and `verify` checks the result against `model.step`.
 """
 
 from __future__ import annotations
