@@ -9,7 +9,7 @@ sample token by token:
              (B, H, C, dh) per layer: buffers whose first P = past_length slots hold the cache
     outputs  logits (B, T, V), beat_out (B, 4), new_key.i / new_value.i (B, H, T, dh)
 
-The runtime keeps the buffers (capacity C >= P, grown by doubling) and writes each call's new keys
+The runtime keeps the buffers (capacity C >= P, grown in steps) and writes each call's new keys
 and values into slots P .. P + T itself, so a step copies no cache (when the step returned the
 grown cache, every token copied all of it: docs/export.md has the cost). Full and sliding
 attention read the buffers as they are, slots from P on masked; hierarchical attention, which
