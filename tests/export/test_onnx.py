@@ -119,6 +119,23 @@ def test_long_inputs_run_in_chunks_with_the_same_logits(
     assert np.array_equal(chunked_state.beat, state.beat) and chunked_state.length == 23
 
 
+@pytest.mark.parametrize("name", ["transformer", "vae_sliding"])
+def test_growing_buffers_give_the_logits_of_one_call(
+    name: str, onnx_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = OnnxStep(onnx_files[name])
+    ids = np.random.default_rng(3).integers(4, 774, (2, 24))
+    whole, _ = step.run(ids, step.start(2))
+    monkeypatch.setattr("aurl.export.session.CAPACITY_STEP", 5)  # grows at 5, 10, 15, 20, 25 slots
+    state, pieces, capacities = step.start(2), [], []
+    for lo, hi in ((0, 7), (7, 8), (8, 9), (9, 21), (21, 24)):
+        logits, state = step.run(ids[:, lo:hi], state)
+        pieces.append(logits)
+        capacities.append(state.past[0].shape[2])
+    assert capacities == [10, 10, 10, 25, 25] and state.length == 24
+    assert np.allclose(np.concatenate(pieces, axis=1), whole, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("name", ["transformer", "vae_gan"])
 @pytest.mark.parametrize("greedy", [True, False], ids=["greedy", "sampled"])
 def test_sampling_gives_the_same_tokens_as_pytorch(
