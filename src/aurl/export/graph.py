@@ -223,13 +223,12 @@ def _buffered_attention(
 ) -> Tensor:  # fmt: skip
     """Full or sliding attention of queries q (B, H, T, dh) over the filled buffer slots and the new
     keys k and values v, without joining them: one softmax over both sets of scores."""
-    g = attn.geometry
-    slots = torch.arange(past_k.shape[2], device=q.device)
+    g, capacity = attn.geometry, past_k.shape[2]
+    slots = torch.arange(capacity, device=q.device)
     seen = g.local_allowed(positions, slots) & (slots < past_length)[None]  # (T, C)
     mask = torch.cat([seen, g.local_allowed(positions, positions)], dim=1)  # (T, C + T)
     scores = torch.cat([q @ past_k.transpose(-1, -2), q @ k.transpose(-1, -2)], dim=-1) * attn.dh**-0.5
     weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
-    capacity = past_k.shape[2]
     return weights[..., :capacity] @ past_v + weights[..., capacity:] @ v
 
 
