@@ -229,11 +229,13 @@ def configurations(tokens: int, threads: int) -> dict[str, Callable[[], Callable
     return out
 
 
+def picked(name: str, only: list[str] | None) -> bool:
+    """Is `name` measured under `--only` (all are without it)?"""
+    return not only or any(part in name for part in only)
+
+
 def measure(tokens: int, repeats: int, threads: int, only: list[str] | None = None) -> dict[str, dict]:
-    builders = {
-        name: build for name, build in configurations(tokens, threads).items()
-        if not only or any(part in name for part in only)
-    }  # fmt: skip
+    builders = {name: build for name, build in configurations(tokens, threads).items() if picked(name, only)}
     best: dict[str, dict] = {}
     for repeat in range(repeats):
         for name, build in builders.items():
@@ -305,13 +307,13 @@ def long_step_times(
     if device == "cpu":
         decoders["aurl onnx int8 full"] = lambda: onnx_decoder(preset, "int8", threads)
     for name, build in decoders.items():
-        if only and not any(part in name for part in only):
+        if not picked(name, only):
             continue
         timed = _Timed(build())
         generate(timed, num=1, max_tokens=tokens, processors=processors, constraints=constraints, seed=0)
         out[name] = [b - a for a, b in pairwise(timed.began)]
         print(f"{name}: {len(out[name])} steps", flush=True)
-    if not only or any(part in "hf full" for part in only):
+    if picked("hf full", only):
         out["hf full"] = _hf_step_times(preset, tokens, device)
     return out
 
