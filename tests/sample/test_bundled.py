@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from aurl.config import load_settings
+from aurl.config.sample import RECOMMENDED_KEY, recommended
 from aurl.midi import read_midi
 from aurl.models import read_metadata
 from aurl.models.bundled import bundled_model_path
@@ -27,6 +29,14 @@ def test_the_shipped_file_is_small_and_describes_itself() -> None:
     assert meta["vocab_version"] == VOCAB_VERSION
     assert json.loads(meta["aurl.model_config"])["mode"] == "vae"  # prior, primer and interpolation
     assert meta["weights_dtype"] == "fp16"
+
+
+def test_the_shipped_file_recommends_its_recipes_sampling_settings() -> None:
+    """Retraining with new [sample] settings but shipping the old file would silently keep the old ones."""
+    recipe = resources.files("aurl") / "configs" / "bach-small.toml"  # shipped with the package
+    wanted = recommended(load_settings(config_file=Path(str(recipe))).sample)
+    assert wanted["temperature"] > 0  # the recipe does recommend settings
+    assert json.loads(read_metadata(bundled_model_path())[RECOMMENDED_KEY]) == wanted
 
 
 def test_it_writes_four_grammatical_voices(tmp_path: Path) -> None:
