@@ -11,7 +11,7 @@ from aurl.evaluate.distributions import (
     kl_divergence,
     overlap_area,
     pairwise_distances,
-    scott_bandwidth,
+    shared_bandwidth,
 )
 
 RNG = np.random.default_rng(7)
@@ -45,7 +45,28 @@ def test_constant_and_empty_samples() -> None:
     assert math.isnan(overlap_area(np.zeros(0), np.ones(3))) and math.isnan(
         kl_divergence(np.ones(3), np.zeros(0))
     )
-    assert scott_bandwidth(np.ones(1)) == 0.0
+    assert shared_bandwidth(np.ones(1), np.ones(3)) == 0.0
+
+
+def test_one_bandwidth_for_both_samples_ignores_the_gap_between_them() -> None:
+    a, b = RNG.normal(0, 1, 500), RNG.normal(5, 1, 500)
+    # Scott's rule on the spread within each sample (about 1), not on the pooled spread (about 2.7)
+    assert shared_bandwidth(a, b) == pytest.approx(1000**-0.2, rel=0.1)
+    assert shared_bandwidth(a, b) == pytest.approx(shared_bandwidth(b, a))
+
+
+def test_samples_of_one_distribution_with_an_atom_overlap_almost_fully() -> None:
+    # Like most features of real music, mostly one value with a few exceptions: 98% zeros. The small
+    # sample happens to hold only zeros; a bandwidth per sample gave it a kernel six times narrower
+    # than the large sample's and an overlap near 0.3.
+    def draw(n: int, exceptions: int) -> np.ndarray:
+        x = np.zeros(n)
+        x[:exceptions] = RNG.uniform(0.01, 0.1, exceptions)
+        return x
+
+    assert overlap_area(draw(400, 8), draw(40, 0)) > 0.95
+    assert overlap_area(draw(400, 8), draw(400, 8)) > 0.95
+    assert overlap_area(draw(400, 8), draw(40, 0) + 0.5) < 0.05
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,7 +1,11 @@
 """Comparing two sets of pieces feature by feature, and over all features at once.
 
 - Overlapping area (OA) and Kullback–Leibler divergence (KLD) between two samples, each smoothed by
-  a Gaussian kernel density estimate (Scott's bandwidth) on a shared grid.
+  a Gaussian kernel density estimate on a shared grid, with one bandwidth for both (Scott's rule on
+  their pooled within-sample spread). One kernel matters for features whose values pile up on one number (most
+  chorales have no empty beat): with a bandwidth per sample, the set whose values are all 0 gets a
+  far narrower kernel than the set with a few exceptions, and the two near-identical distributions
+  overlapped by 0.29 (the 369 training chorales against the 40 test chorales); with one, by 0.98.
 - Yang & Lerch (2020, "On the evaluation of generative models in music"): for a feature, the
   distances between pieces inside one set (intra-set) and across the two sets (inter-set); a set
   that resembles the other has an intra-set distance distribution close to the inter-set one.
@@ -40,33 +44,45 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray
     return distances.reshape(-1)
 
 
-def scott_bandwidth(samples: np.ndarray) -> float:
-    """Scott's rule: std (ddof 1) x n^(-1/5); 0 for fewer than two samples."""
-    samples = np.asarray(samples, np.float64)
-    return float(samples.std(ddof=1) * len(samples) ** -0.2) if len(samples) > 1 else 0.0
+def shared_bandwidth(a: np.ndarray, b: np.ndarray) -> float:
+    """One kernel bandwidth for two samples: Scott's rule on their pooled within-sample spread.
+
+    h = s_w x (n_a + n_b)^(-1/5), where s_w^2 pools each sample's variance about its own mean, so
+    that a gap between the samples (what is being measured) does not widen the kernel. Floored at
+    MIN_BANDWIDTH_SHARE of the pooled standard deviation so that constant samples still have a
+    density; 0 only when every value of both samples is the same.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    squares = ((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()
+    within = np.sqrt(squares / max(len(a) + len(b) - 2, 1))
+    floor = MIN_BANDWIDTH_SHARE * np.concatenate([a, b]).std()
+    return float(max(within * (len(a) + len(b)) ** -0.2, floor))
 
 
 def _densities(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """KDEs of two samples on one grid, by linear binning and convolution; None when both are one point."""
+    """KDEs of two samples with one bandwidth, on one grid, by linear binning and convolution.
+
+    None when every value of both samples is the same (there is no spread to scale a kernel by).
+    """
     pooled = np.concatenate([a, b])
-    floor = MIN_BANDWIDTH_SHARE * pooled.std()
-    if floor <= 0:
+    width = shared_bandwidth(a, b)
+    if width <= 0:
         return None
-    widths = [max(scott_bandwidth(x), floor) for x in (a, b)]
-    lo, hi = pooled.min() - KERNEL_REACH * max(widths), pooled.max() + KERNEL_REACH * max(widths)
+    lo, hi = pooled.min() - KERNEL_REACH * width, pooled.max() + KERNEL_REACH * width
     step = (hi - lo) / (GRID_POINTS - 1)
+    half = max(int(np.ceil(KERNEL_REACH * width / step)), 1)
+    offsets = np.arange(-half, half + 1) * step
+    kernel = np.exp(-0.5 * (offsets / width) ** 2)
+    kernel /= kernel.sum()
     out = []
-    for x, width in zip((a, b), widths, strict=True):
+    for x in (a, b):
         position = (x - lo) / step
         left = np.clip(np.floor(position).astype(np.int64), 0, GRID_POINTS - 2)
         right_share = position - left
         mass = np.bincount(left, 1.0 - right_share, GRID_POINTS) + np.bincount(
             left + 1, right_share, GRID_POINTS
         )
-        half = max(int(np.ceil(KERNEL_REACH * width / step)), 1)
-        offsets = np.arange(-half, half + 1) * step
-        kernel = np.exp(-0.5 * (offsets / width) ** 2)
-        density = np.convolve(mass, kernel / kernel.sum(), mode="same")
+        density = np.convolve(mass, kernel, mode="same")
         out.append(density / (density.sum() * step))
     return out[0], out[1], step
 
