@@ -2,10 +2,11 @@
 
 - Overlapping area (OA) and Kullback–Leibler divergence (KLD) between two samples, each smoothed by
   a Gaussian kernel density estimate on a shared grid, with one bandwidth for both (Scott's rule on
-  their pooled within-sample spread). One kernel matters for features whose values pile up on one number (most
-  chorales have no empty beat): with a bandwidth per sample, the set whose values are all 0 gets a
-  far narrower kernel than the set with a few exceptions, and the two near-identical distributions
-  overlapped by 0.29 (the 369 training chorales against the 40 test chorales); with one, by 0.98.
+  their pooled within-sample spread). One kernel matters for features whose values pile up on one
+  number (most chorales have no empty beat): with a bandwidth per sample, the set whose values are
+  all 0 gets a far narrower kernel than the set with a few exceptions, and the two near-identical
+  distributions overlapped by 0.29 (the 369 training chorales against the 40 test chorales); with
+  one, by 0.98.
 - Yang & Lerch (2020, "On the evaluation of generative models in music"): for a feature, the
   distances between pieces inside one set (intra-set) and across the two sets (inter-set); a set
   that resembles the other has an intra-set distance distribution close to the inter-set one.
