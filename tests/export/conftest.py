@@ -24,7 +24,13 @@ def tiny_model(mode: str = "transformer", seed: int = 0, **overrides: object) ->
         "tiny", mode=mode, table=TokenTable(**model_tables()), dropout=0.0, **overrides
     )
     with torch.no_grad():
-        model.embed.weight.mul_(10.0)
+        if model.config.shared_pitch_rows:  # the table is computed: scale its own rows, fill the shared ones
+            rows = model.embed.parametrizations.weight
+            rows.original.mul_(10.0)
+            rows[0].pitch_class.normal_()
+            rows[0].octave.normal_()
+        else:
+            model.embed.weight.mul_(10.0)
     return model.eval()
 
 

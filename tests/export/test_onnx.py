@@ -196,6 +196,14 @@ def test_hierarchical_attention_exports_and_verifies(tmp_path: Path) -> None:
     assert [c.name for c in quantized.checks][3] == "chorale token by token"  # ran through every shape
 
 
+def test_shared_pitch_rows_export_and_verify(tmp_path: Path) -> None:
+    source = save_tiny(tmp_path, "rows", "vae", shared_pitch_rows=True)
+    result = export_model(source, "onnx", tmp_path / "rows.onnx", verify=True)
+    assert result.verified is True
+    assert all(c.max_abs_diff <= 1e-4 for c in result.checks[:4])
+    assert export_model(source, "int8", tmp_path / "rows.int8.onnx", verify=True).verified is True
+
+
 def test_verify_without_onnxruntime_names_the_extra(
     transformer_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

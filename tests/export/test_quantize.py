@@ -66,6 +66,23 @@ def test_load_int8_rebuilds_the_quantised_model_exactly(tmp_path: Path) -> None:
     assert 0.0 < float((a - c).abs().max()) < 0.5 * float(c.abs().max())
 
 
+def test_int8_of_shared_pitch_rows_quantises_the_table_they_compute(tmp_path: Path) -> None:
+    model = tiny_model("vae", shared_pitch_rows=True)
+    quantized = quantize(model)
+    path = tmp_path / "q.safetensors"
+    save_int8(quantized, path, {})
+    loaded = load_int8(path)
+    assert loaded.config.shared_pitch_rows and torch.equal(loaded.embed.weight, quantized.embed.weight)
+    ids = torch.randint(4, 774, (2, 50), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, _ = loaded.step(ids)
+        b, _ = quantized.step(ids)
+        c, _ = model.step(ids)
+    assert torch.equal(a, b)
+    assert 0.0 < float((a - c).abs().max()) < 0.5 * float(c.abs().max())
+    assert model.embed.parametrizations.weight[0].pitch_class.abs().sum() > 0  # the source is untouched
+
+
 def test_int8_weights_are_per_channel_and_a_quarter_of_float32(
     transformer_file: Path, tmp_path: Path
 ) -> None:

@@ -25,6 +25,7 @@ def real_table() -> TokenTable:
         eos_id=vocab.EOS,
         mask_id=vocab.MASK,
         steps_per_beat=vocab.STEPS_PER_BEAT,
+        note_on_start=vocab.NOTE_ON.start,
     )
 
 

@@ -21,7 +21,7 @@ from train.conftest import Settings
 STEPS = 14
 
 
-def exact_settings(tiny_settings: Settings, mode: str):  # type: ignore[no-untyped-def]
+def exact_settings(tiny_settings: Settings, mode: str, **extra: object):  # type: ignore[no-untyped-def]
     """Dropout, augmentation, accumulation and a curriculum all on: everything a resume must restore."""
     return tiny_settings(
         mode,
@@ -33,6 +33,7 @@ def exact_settings(tiny_settings: Settings, mode: str):  # type: ignore[no-untyp
             "model.dropout": 0.1,
             "data.augment": True,
             "data.curriculum": [(0, 64), (6, 128)],
+            **extra,
         },
     )
 
@@ -41,11 +42,13 @@ def tensors(path: Path) -> dict[str, torch.Tensor]:
     return {**load_file(str(path / MODEL_FILE)), **load_file(str(path / OPTIM_FILE))}
 
 
-@pytest.mark.parametrize("mode", ["transformer", "vae_gan"])
+@pytest.mark.parametrize(
+    ("mode", "extra"), [("transformer", {}), ("vae_gan", {}), ("vae", {"model.shared_pitch_rows": True})]
+)
 def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(
-    mode: str, tiny_settings: Settings, tmp_path: Path
+    mode: str, extra: dict, tiny_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = exact_settings(tiny_settings, mode)
+    settings = exact_settings(tiny_settings, mode, **extra)
     train(settings, run_dir=tmp_path / "straight")
     broken = tmp_path / "broken"
     first = train(settings, run_dir=broken, max_steps=3)  # mid-epoch: 3 batches of 4 pieces per epoch

@@ -118,6 +118,12 @@ class ModelConfig(BaseModel):
     sliding_overlap: int = Field(
         default=128, ge=0, description="sliding: tokens that neighbouring windows share (< sliding_window)."
     )
+    shared_pitch_rows: bool = Field(
+        default=False,
+        description="Give every NoteOn token's vector a learned part shared by its pitch class and one "
+        "shared by its octave, in the input and the tied output: what the model learns of a pitch carries "
+        "over to the same note in other octaves (the bundled model has it on).",
+    )
     rope_base: float = Field(default=10000.0, gt=1.0, description="Wavelength base of the rotary positions.")
     bar_period: int = Field(
         default=64, ge=1, description="Bar indices are embedded modulo this many bars (phrase cycles)."

@@ -12,7 +12,8 @@ Two files, chosen by the output's suffix:
 
 The output head shares its matrix with the token embedding, so only the int8 matrix is stored and
 the embedding reads its dequantised rows (the quantised model is built that way before saving, so
-the file reproduces it exactly).
+the file reproduces it exactly). A model with shared pitch rows is folded to its computed table
+first (models/pitch_rows.py), and rebuilt folded.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from aurl.export.errors import require
 from aurl.export.metadata import INT8_FORMAT, QUANTIZED_KEY
 from aurl.export.onnx import read_onnx_metadata
 from aurl.models import MusicTransformerVAEGAN, TokenTable
+from aurl.models.pitch_rows import fold
 from aurl.models.weights import CONFIG_KEY, TABLE_KEY
 
 log = logging.getLogger(__name__)
@@ -69,14 +71,14 @@ def quantize(model: MusicTransformerVAEGAN) -> MusicTransformerVAEGAN:
     what `save_int8` stores and `load_int8` rebuilds.
     """
     _, qconfig = _dynamic()
-    names = quantizable(model)
+    plain = copy.deepcopy(model).float().eval()
+    fold(plain)  # shared pitch rows: quantise the table they compute
+    names = quantizable(plain)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        quantized = quantize_dynamic(
-            copy.deepcopy(model).float().eval(), dict.fromkeys(names, qconfig), dtype=torch.qint8
-        )
+        quantized = quantize_dynamic(plain, dict.fromkeys(names, qconfig), dtype=torch.qint8)
     assert isinstance(quantized, MusicTransformerVAEGAN)
     _tie_embedding(quantized)
     return quantized.eval()
@@ -142,6 +144,7 @@ def load_int8(path: str | Path) -> MusicTransformerVAEGAN:
     names = json.loads(meta[QUANTIZED_KEY])
     tables = {k.removeprefix("table_"): v for k, v in tensors.items() if k.startswith("table_")}
     model = MusicTransformerVAEGAN(config, TokenTable.from_parts(json.loads(meta[TABLE_KEY]), tables))
+    fold(model)  # as `quantize` stored it: one plain table
     plain = {k: v for k, v in tensors.items() if k.rpartition(".")[0] not in names}
     try:
         missing, unexpected = model.load_state_dict(plain, strict=False)

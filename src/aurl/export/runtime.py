@@ -24,6 +24,7 @@ from aurl.export.quantize import load_int8
 from aurl.export.session import OnnxStep, StepState
 from aurl.models import Latent, load_weights, read_metadata
 from aurl.models.bundled import resolve_checkpoint
+from aurl.models.pitch_rows import fold
 from aurl.models.weights import CONFIG_KEY
 from aurl.sample.decoder import Decoder, TorchDecoder
 from aurl.tokens.vocab import check_vocab_version
@@ -108,7 +109,9 @@ def load_decoder(checkpoint: str | Path) -> Decoder:
     check_vocab_version(meta.get("vocab_version"), path)
     if meta.get(FORMAT_KEY) == INT8_FORMAT:
         return TorchDecoder(load_int8(path))
-    return TorchDecoder(load_weights(path))
+    model = load_weights(path)
+    fold(model)  # decoding only: the shared pitch rows computed into the table once
+    return TorchDecoder(model)
 
 
 def is_export(checkpoint: str | Path) -> bool:

@@ -25,6 +25,7 @@ from aurl.models import losses as L
 from aurl.models.attention import LayerCache
 from aurl.models.discriminator import MultiScaleDiscriminator, discriminator_term, generator_terms, judge_pair
 from aurl.models.geometry import Geometry
+from aurl.models.pitch_rows import share_pitch_rows
 from aurl.models.positions import BeatEmbedding, BeatFeatures, BeatState, beat_features
 from aurl.models.presets import parameter_table
 from aurl.models.table import TokenTable
@@ -86,6 +87,13 @@ class MusicTransformerVAEGAN(nn.Module):
             ("recon", "constraint", *(("feature_matching",) if gan else ())), c.balance
         )
         self._init_weights()
+        if c.shared_pitch_rows:
+            if table.note_on_start < 0:
+                raise ConfigError(
+                    "model.shared_pitch_rows needs a token table that names the NoteOn ids (note_on_start); "
+                    "build the model with aurl's token table"
+                )
+            share_pitch_rows(self.embed, self.head, table.note_on_start)
 
     @classmethod
     def from_preset(

@@ -14,6 +14,8 @@ from aurl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+N_PITCHES = 128  # MIDI pitches, one NoteOn id each
+
 
 @dataclass(frozen=True, eq=False)
 class TokenTable:
@@ -30,6 +32,8 @@ class TokenTable:
         pad_id, bos_id, eos_id, mask_id: the special ids (MASK is the word-dropout token).
         steps_per_beat: grid steps per beat (8 on a 32nd-note grid).
         default_bar_steps: bar length before any time-signature token (32 = 4/4 at 8 steps a beat).
+        note_on_start: id of the NoteOn token of MIDI pitch 0 (pitch p is note_on_start + p), -1 for a
+            vocabulary without them; the model's shared pitch rows need it.
         forbidden: (V,) bool or None, tokens a model should never predict inside a piece; the
             constraint loss penalises the probability mass put on them. None: PAD, BOS and MASK.
         follow: (V, V) bool or None, `follow[a, b]` is True when token b may follow token a
@@ -45,6 +49,7 @@ class TokenTable:
     mask_id: int = 3
     steps_per_beat: int = 8
     default_bar_steps: int = 32
+    note_on_start: int = -1
     forbidden: np.ndarray | None = field(default=None)
     follow: np.ndarray | None = field(default=None)
 
@@ -63,6 +68,11 @@ class TokenTable:
         ids = (self.pad_id, self.bos_id, self.eos_id, self.mask_id)
         if not all(0 <= i < size for i in ids):
             raise ConfigError(f"special ids {ids} must lie in 0..{size - 1}; check the token table")
+        if not (self.note_on_start == -1 or 0 <= self.note_on_start <= size - N_PITCHES):
+            raise ConfigError(
+                f"token table note_on_start {self.note_on_start} leaves no room for {N_PITCHES} NoteOn ids "
+                f"in a vocabulary of {size}"
+            )
         if np.any(np.asarray(self.time_advance) < 0) or self.steps_per_beat < 1 or self.default_bar_steps < 1:
             raise ConfigError(
                 "token table time values must be >= 0 and steps_per_beat, default_bar_steps >= 1"

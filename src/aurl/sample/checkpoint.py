@@ -15,6 +15,7 @@ import torch
 from aurl.errors import CheckpointError, ConfigError
 from aurl.models import load_weights, read_metadata
 from aurl.models.bundled import EXPECTED, resolve_checkpoint
+from aurl.models.pitch_rows import fold
 from aurl.sample.decoder import Decoder, TorchDecoder
 from aurl.sample.fastpath import FastDecoder
 from aurl.tokens import VOCAB_SIZE, check_vocab_version
@@ -75,6 +76,7 @@ def load_checkpoint(
             f"model file '{path}' has {model.config.vocab_size} tokens; "
             f"this aurl's vocabulary has {VOCAB_SIZE}"
         )
+    fold(model)  # sampling never trains: compute shared pitch rows into the table once, not every step
     decoder: Decoder
     if model.config.attention == "full":
         decoder = FastDecoder(model, target, getattr(torch, precision), compile=compile)

@@ -24,6 +24,7 @@ tests check that they agree.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -379,8 +380,8 @@ def follow_matrix() -> np.ndarray:
     return follow
 
 
-def model_tables() -> dict[str, np.ndarray]:
-    """What a model may know of the tokens, as arrays: the keyword arguments of models.TokenTable."""
+def model_tables() -> dict[str, Any]:
+    """What a model may know of the tokens: the keyword arguments of models.TokenTable."""
     forbidden = np.zeros(vocab.VOCAB_SIZE, bool)
     forbidden[[vocab.PAD, vocab.BOS, vocab.MASK]] = True
     return {
@@ -389,6 +390,7 @@ def model_tables() -> dict[str, np.ndarray]:
         "bar_steps": vocab.bar_steps_table(),
         "forbidden": forbidden,
         "follow": follow_matrix(),
+        "note_on_start": vocab.NOTE_ON.start,
     }
 
 

@@ -204,7 +204,7 @@ def _load_data(settings: AurlSettings, dist: Dist, on_progress: ProgressCallback
 def build_model(settings: AurlSettings, device: torch.device) -> MusicTransformerVAEGAN:
     """The model of `settings.model` with aurl's token table, seeded by train.seed, on `device`."""
     torch.manual_seed(settings.train.seed)
-    return MusicTransformerVAEGAN(settings.model, TokenTable(**model_tables())).to(device)  # type: ignore[arg-type]
+    return MusicTransformerVAEGAN(settings.model, TokenTable(**model_tables())).to(device)
 
 
 def build_optimizers(
