@@ -39,6 +39,16 @@ def test_the_shipped_file_recommends_its_recipes_sampling_settings() -> None:
     assert json.loads(read_metadata(bundled_model_path())[RECOMMENDED_KEY]) == wanted
 
 
+def test_the_shipped_file_was_built_with_the_recipes_model_section() -> None:
+    """A model setting changed in the recipe (shared_pitch_rows, say) but not retrained would go unseen."""
+    recipe = resources.files("aurl") / "configs" / "bach-small.toml"
+    model = load_settings(config_file=Path(str(recipe))).model
+    shipped = json.loads(read_metadata(bundled_model_path())["aurl.model_config"])
+    given = model.model_fields_set
+    assert "shared_pitch_rows" in given
+    assert {k: shipped[k] for k in given} == model.model_dump(mode="json", include=given)
+
+
 def test_it_writes_four_grammatical_voices(tmp_path: Path) -> None:
     settings = load_settings(overrides={"sample.seed": 3, "sample.bars": 4, "sample.num": 2})
     result = sample(settings, out=tmp_path)
