@@ -4,9 +4,10 @@ scores it and under the token grammar that `aurl sample` always applies.
 For each piece of the split (tokens 0 .. 2047, the context the bundled model was trained on), every
 token after BOS is scored by teacher forcing twice: with the model's softmax over the whole
 vocabulary, and with the softmax over the tokens the grammar allows at that point
-(`GrammarState.mask`, the mask the sampler applies before drawing). The gap is what the model
-spends on tokens the grammar rules out, i.e. what training on the masked distribution could save
-at most. vae modes read each piece's posterior mean, so the bits are reconstruction bits (no KL).
+(`GrammarState.mask`, the mask the sampler applies before drawing; `train.quality.grammar_masks`
+gives them along a piece). The gap is what the model spends on tokens the grammar rules out, i.e.
+what training on the masked distribution could save at most. vae modes read each piece's
+posterior mean, so the bits are reconstruction bits (no KL).
 It also times the grammar's own pass, the cost of computing those masks on the host.
 
 Run: python benchmarks/loss_by_family.py [--checkpoint bundled] [--split test]
@@ -25,19 +26,10 @@ from aurl.data.corpus import bach_files
 from aurl.midi import read_midi
 from aurl.models import load_weights
 from aurl.models.bundled import resolve_checkpoint
-from aurl.tokens import GrammarState, encode, vocab
+from aurl.tokens import encode, vocab
+from aurl.train.quality import grammar_masks
 
 CONTEXT = 2048
-
-
-def grammar_masks(ids: np.ndarray) -> np.ndarray:
-    """(T - 1, V) bool: the tokens the grammar allows in place of ids[1:], each after the ones before."""
-    state, masks = GrammarState(), []
-    for token in ids.tolist():
-        masks.append(state.mask())
-        if not state.advance(token):
-            raise ValueError(f"token {vocab.token_name(token)} breaks the grammar")
-    return np.stack(masks[1:])
 
 
 def main() -> None:
