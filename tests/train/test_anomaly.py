@@ -108,6 +108,17 @@ def test_throughput_drop_loader_stall_and_memory_growth() -> None:
     assert run(detector, [healthy(32, memory_bytes=3 * 10**9)]) == ["memory_growth"]
 
 
+def test_a_new_sequence_length_is_judged_against_itself() -> None:
+    detector = AnomalyDetector(CONFIG)
+    assert run(detector, [healthy(i, seq_len=512) for i in range(30)]) == []
+    # A curriculum stage of longer sequences: more memory, fewer tokens per second, no warning ...
+    longer = dict(seq_len=2048, memory_bytes=3 * 10**9, tokens_per_s=400.0)
+    assert run(detector, [healthy(i, **longer) for i in range(30, 60)]) == []
+    # ... while growth and drops at that length are still caught.
+    assert run(detector, [healthy(60, seq_len=2048, memory_bytes=9 * 10**9)]) == ["memory_growth"]
+    assert run(detector, [healthy(61, seq_len=2048, tokens_per_s=40.0)]) == ["throughput_drop"]
+
+
 def test_warnings_of_one_kind_wait_for_the_cooldown() -> None:
     detector = warmed()
     assert run(detector, [healthy(30, wait_s=120.0)]) == ["loader_stall"]

@@ -83,6 +83,7 @@ class StepStats:
     tokens_per_s: float | None = None
     wait_s: float | None = None
     memory_bytes: int | None = None
+    seq_len: int | None = None
     past_warmup: bool = True
 
 
@@ -102,6 +103,7 @@ class _State:
     speed_mean: float = 0.0
     speed_n: int = 0
     memory_base: int = 0
+    seq_len: int = 0
     last_warned: dict[str, int] = field(default_factory=dict)
 
 
@@ -229,6 +231,10 @@ class AnomalyDetector:
     def _system_checks(self, stats: StepStats) -> list[Anomaly]:
         s, c = self.s, self.config
         out: list[Anomaly] = []
+        if stats.seq_len is not None and stats.seq_len != s.seq_len:
+            # A new sequence length (a curriculum stage) changes speed and memory by design: both
+            # are judged against what the new length does, learnt afresh.
+            s.seq_len, s.speed_n, s.memory_base = stats.seq_len, 0, 0
         if stats.wait_s is not None and stats.wait_s > c.anomaly_stall_s:
             out.append(self._anomaly("loader_stall", stats.step, f"waited {stats.wait_s:.1f} s for a batch"))
         if stats.tokens_per_s is not None and stats.tokens_per_s > 0:

@@ -256,6 +256,7 @@ class Trainer:
             memory_bytes=memory_bytes(self.p.device)
             if self.state.step % self.config.log_every == 0
             else None,
+            seq_len=seq_len_at(self.state.step, self.settings.data),
             past_warmup=self.state.step >= self.config.warmup_steps,
         )
 
