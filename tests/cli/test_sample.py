@@ -194,6 +194,7 @@ def test_vae_tasks(aurl: Any, models: dict[str, Path], tmp_path: Path) -> None:
         (["--program", "flute"], 2, "--program 'flute'"),
         (["--format", "wav"], 2, "sample.format"),
         (["--top-p", "1.5"], 2, "sample.top_p"),
+        (["--timing", "free"], 2, "sample.timing"),
         (["--reconstruct", "{midi}"], 2, "needs a vae or vae_gan model"),
         (["--interpolate", "{midi}", "{midi}", "-o", "{tmp}/steps"], 2, "needs a vae or vae_gan model"),
         (["--beam", "2", "-n", "3"], 2, "exceeds --beam"),

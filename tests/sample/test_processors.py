@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from aurl.config import SampleConfig
 from aurl.errors import ConfigError
 from aurl.sample.processors import (
+    ModelTiming,
     RepetitionPenalty,
     Temperature,
     TopK,
@@ -20,6 +21,7 @@ from aurl.sample.processors import (
     apply_processors,
     build_processors,
 )
+from aurl.tokens.vocab import TIME_SHIFT, VOCAB_SIZE
 
 NEG_INF = float("-inf")
 
@@ -131,3 +133,62 @@ def test_build_processors_follows_the_settings() -> None:
     built = build_processors(SampleConfig(temperature=0.9, top_k=8, top_p=0.95, repetition_penalty=1.1))
     assert [type(p).__name__ for p in built] == ["RepetitionPenalty", "Temperature", "TopK", "TopP"]
     assert np.isclose(built[1].value, 0.9) and built[2].k == 8 and np.isclose(built[3].p, 0.95)
+
+
+@st.composite
+def vocab_logits(draw) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """(B, VOCAB_SIZE) logits with a random mask; a row may lack time shifts or everything else."""
+    b = draw(st.integers(1, 3))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
+    logits = torch.randn(b, VOCAB_SIZE, generator=generator) * draw(st.floats(0.5, 8.0))
+    masked = torch.rand(b, VOCAB_SIZE, generator=generator) < draw(st.floats(0.0, 0.99))
+    timing = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+    timing[TIME_SHIFT.start : TIME_SHIFT.stop] = True
+    keep = draw(st.sampled_from(["both", "timing only", "others only"]))
+    if keep != "both":
+        masked |= ~timing if keep == "timing only" else timing
+    masked[:, TIME_SHIFT.start if keep == "timing only" else 0] = False  # one finite entry per row
+    return logits.masked_fill(masked, NEG_INF)
+
+
+TIMING = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+TIMING[TIME_SHIFT.start : TIME_SHIFT.stop] = True
+
+
+@given(vocab_logits(), st.floats(0.3, 1.5), st.integers(0, 20), st.floats(0.05, 1.0))
+@settings(max_examples=60, deadline=None)
+def test_model_timing_gives_the_time_shifts_the_models_proportions(
+    logits: torch.Tensor, t: float, k: int, p: float
+) -> None:
+    inner = [Temperature(t), *([TopK(k)] if k else []), TopP(p)]
+    history = torch.zeros(logits.shape[0], 0, dtype=torch.long)
+    out = ModelTiming(inner)(logits, history).softmax(-1)
+    shaped = apply_processors(inner, logits, history).softmax(-1)
+    # Everything but the time shifts as the processors have it, and so the time shifts' share too ...
+    assert torch.allclose(out[:, ~TIMING], shaped[:, ~TIMING], atol=1e-6)
+    share = shaped[:, TIMING].sum(-1, keepdim=True)
+    assert torch.allclose(out[:, TIMING].sum(-1, keepdim=True), share, atol=1e-5)
+    # ... shared among them as the model shares it, masked ones at 0.
+    model = logits.masked_fill(~TIMING, NEG_INF).softmax(-1)[:, TIMING].nan_to_num()
+    assert torch.allclose(out[:, TIMING], model * share, atol=1e-6)
+    assert torch.all(out[~torch.isfinite(logits)] == 0)
+
+
+def test_model_timing_keeps_a_rare_duration_that_truncation_drops() -> None:
+    logits = torch.full((1, VOCAB_SIZE), NEG_INF)
+    logits[0, TIME_SHIFT.start : TIME_SHIFT.start + 3] = torch.tensor([2.0, 1.0, -1.0])  # a rare short shift
+    logits[0, VOCAB_SIZE - 2 :] = torch.tensor([1.5, -2.0])
+    history = torch.zeros(1, 0, dtype=torch.long)
+    inner = [Temperature(0.8), TopP(0.9)]
+    shaped = apply_processors(inner, logits, history).softmax(-1)
+    kept = ModelTiming(inner)(logits, history).softmax(-1)
+    rare = TIME_SHIFT.start + 2
+    assert shaped[0, rare] == 0 < kept[0, rare]
+    assert kept[0, VOCAB_SIZE - 1] == 0  # the unlikely other token is still cut
+
+
+def test_build_processors_wraps_them_for_model_timing() -> None:
+    assert build_processors(SampleConfig(timing="model")) == []  # nothing to keep the time shifts from
+    (built,) = build_processors(SampleConfig(timing="model", temperature=0.9, top_p=0.9))
+    assert isinstance(built, ModelTiming)
+    assert [type(p).__name__ for p in built.inner] == ["Temperature", "TopP"]

@@ -49,6 +49,7 @@ Seed = Annotated[int | None, _option("--seed", "-s", field="seed", min=0)]
 Temperature = Annotated[float | None, _option("--temperature", "-t", field="temperature")]
 TopK = Annotated[int | None, _option("--top-k", field="top_k", min=0)]
 TopP = Annotated[float | None, _option("--top-p", field="top_p")]
+Timing = Annotated[str | None, _option("--timing", field="timing", metavar="shaped|model")]
 Repetition = Annotated[float | None, _option("--repetition-penalty", field="repetition_penalty")]
 Beam = Annotated[int | None, _option("--beam", field="beam", min=1)]
 LengthPenalty = Annotated[float | None, _option("--length-penalty", field="length_penalty")]
@@ -120,6 +121,7 @@ def sample_command(
     temperature: Temperature = None,
     top_k: TopK = None,
     top_p: TopP = None,
+    timing: Timing = None,
     repetition_penalty: Repetition = None,
     beam: Beam = None,
     length_penalty: LengthPenalty = None,
@@ -151,7 +153,7 @@ def sample_command(
 
     flags = {
         "checkpoint": checkpoint, "num": num, "seed": seed, "temperature": temperature, "top_k": top_k,
-        "top_p": top_p, "repetition_penalty": repetition_penalty, "beam": beam,
+        "top_p": top_p, "timing": timing, "repetition_penalty": repetition_penalty, "beam": beam,
         "length_penalty": length_penalty, "max_tokens": max_tokens, "bars": bars, "length": length,
         "seconds": seconds, "key": key, "scale": scale, "pitch_range": pitch_range,
         "max_polyphony": max_polyphony, "max_voice_polyphony": max_voice_polyphony, "tempo": tempo,

@@ -41,6 +41,12 @@ class SampleConfig(BaseModel):
         le=1.0,
         description="Nucleus sampling: draw among the likeliest tokens whose mass reaches p; 1 is off.",
     )
+    timing: Literal["shaped", "model"] = Field(
+        default="shaped",
+        description="How far time moves on: 'shaped', temperature, top-k, top-p and the repetition "
+        "penalty act on every token alike; 'model', they decide whether time moves on, and the model's "
+        "own probabilities how far (rare durations stay as common as in the music it learnt).",
+    )
     repetition_penalty: float = Field(
         default=1.0,
         ge=1.0,

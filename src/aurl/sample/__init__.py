@@ -26,6 +26,7 @@ from aurl.sample.generate import Generated, generate, generate_ids, row_generato
 from aurl.sample.latent import interpolate, slerp
 from aurl.sample.processors import (
     LogitsProcessor,
+    ModelTiming,
     RepetitionPenalty,
     Temperature,
     TopK,
@@ -48,6 +49,7 @@ __all__ = [
     "LoadedModel",
     "LogitsProcessor",
     "MaxPolyphony",
+    "ModelTiming",
     "PitchRange",
     "Programs",
     "RepetitionPenalty",
