@@ -251,7 +251,9 @@ class Trainer:
             kl=terms["kl"] if self.p.model.latent else None,
             beta=terms["beta"] if self.p.model.latent else None,
             disc_loss=self._last_disc,
-            tokens_per_s=tokens / seconds if seconds > 0 else None,
+            # A new loader's first batch (an epoch's start, a new sequence length) includes its
+            # start-up: a one-off wait, not the rate training runs at.
+            tokens_per_s=tokens / seconds if seconds > 0 and not self.stream.new_loader else None,
             wait_s=self.stream.wait_s,
             memory_bytes=memory_bytes(self.p.device)
             if self.state.step % self.config.log_every == 0

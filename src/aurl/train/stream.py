@@ -48,6 +48,7 @@ class DataStream:
         self.epoch, self.index = epoch, index
         self.workers, self.pin_memory = workers, pin_memory
         self.wait_s = 0.0  # seconds spent waiting for batches since the last `take`
+        self.new_loader = False  # whether the last `take` started a loader (its start-up is in wait_s)
         self._iter: Iterator[tuple[int, Batch]] | None = None
         self._key: tuple[int, int, int] | None = None
         self._skip_empty_epochs()
@@ -59,7 +60,7 @@ class DataStream:
 
     def take(self, count: int, seq_len: int) -> list[Batch]:
         """Up to `count` micro-batches at `seq_len` (fewer only at the end of the last epoch)."""
-        self.wait_s = 0.0
+        self.wait_s, self.new_loader = 0.0, False
         out: list[Batch] = []
         while len(out) < count and not self.done:
             out.append(self._next(seq_len))
@@ -81,6 +82,7 @@ class DataStream:
         key = (self.epoch, self.index, seq_len)
         if self._iter is None or self._key != key:
             self.close()
+            self.new_loader = True
             with same_rng(cuda=False):
                 loader = self.source.loader(
                     self.epoch, self.index, seq_len, num_workers=self.workers, pin_memory=self.pin_memory
