@@ -135,6 +135,10 @@ def test_build_processors_follows_the_settings() -> None:
     assert np.isclose(built[1].value, 0.9) and built[2].k == 8 and np.isclose(built[3].p, 0.95)
 
 
+TIMING = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+TIMING[TIME_SHIFT.start : TIME_SHIFT.stop] = True
+
+
 @st.composite
 def vocab_logits(draw) -> torch.Tensor:  # type: ignore[no-untyped-def]
     """(B, VOCAB_SIZE) logits with a random mask; a row may lack time shifts or everything else."""
@@ -142,17 +146,11 @@ def vocab_logits(draw) -> torch.Tensor:  # type: ignore[no-untyped-def]
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
     logits = torch.randn(b, VOCAB_SIZE, generator=generator) * draw(st.floats(0.5, 8.0))
     masked = torch.rand(b, VOCAB_SIZE, generator=generator) < draw(st.floats(0.0, 0.99))
-    timing = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
-    timing[TIME_SHIFT.start : TIME_SHIFT.stop] = True
     keep = draw(st.sampled_from(["both", "timing only", "others only"]))
     if keep != "both":
-        masked |= ~timing if keep == "timing only" else timing
+        masked |= ~TIMING if keep == "timing only" else TIMING
     masked[:, TIME_SHIFT.start if keep == "timing only" else 0] = False  # one finite entry per row
     return logits.masked_fill(masked, NEG_INF)
-
-
-TIMING = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
-TIMING[TIME_SHIFT.start : TIME_SHIFT.stop] = True
 
 
 @given(vocab_logits(), st.floats(0.3, 1.5), st.integers(0, 20), st.floats(0.05, 1.0))
