@@ -66,7 +66,7 @@ def test_onnx_with_verify(aurl: Any, model_file: Path, tmp_path: Path) -> None:
     result = aurl("export", model_file, "--out", tmp_path / "m.onnx", "--verify", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["format"] == "onnx" and data["opset"] == 17
+    assert data["format"] == "onnx" and data["opset"] == 20
     assert all(c["max_abs_diff"] <= 1e-4 for c in data["checks"][:4])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from aurl.export import (  # noqa: E402
 )
 from aurl.export.metadata import FORMAT_KEY, LAYOUT_KEY, OPSET_KEY  # noqa: E402
 from aurl.export.onnx import OPSET, read_onnx_metadata  # noqa: E402
-from aurl.export.session import OnnxStep  # noqa: E402
+from aurl.export.session import CAPACITY_STEP, OnnxStep, grown_capacity  # noqa: E402
 from aurl.midi import read_midi  # noqa: E402
 from aurl.models import load_weights, read_metadata  # noqa: E402
 from aurl.models.weights import CONFIG_KEY  # noqa: E402
@@ -126,14 +127,37 @@ def test_growing_buffers_give_the_logits_of_one_call(
     step = OnnxStep(onnx_files[name])
     ids = np.random.default_rng(3).integers(4, 774, (2, 24))
     whole, _ = step.run(ids, step.start(2))
-    monkeypatch.setattr("aurl.export.session.CAPACITY_STEP", 5)  # grows at 5, 10, 15, 20, 25 slots
+    monkeypatch.setattr("aurl.export.session.CAPACITY_STEP", 5)  # steps of 10 slots up to end 10, then 15
     state, pieces, capacities = step.start(2), [], []
     for lo, hi in ((0, 7), (7, 8), (8, 9), (9, 21), (21, 24)):
         logits, state = step.run(ids[:, lo:hi], state)
         pieces.append(logits)
         capacities.append(state.past[0].shape[2])
-    assert capacities == [10, 10, 10, 25, 25] and state.length == 24
+    assert capacities == [10, 10, 10, 30, 30] and state.length == 24
     assert np.allclose(np.concatenate(pieces, axis=1), whole, atol=1e-5, rtol=0)
+
+
+def test_buffers_grow_in_steps_of_about_the_square_root_of_their_length() -> None:
+    for end, want in ((1, 64), (64, 64), (65, 128), (500, 512), (2000, 2048), (10_000, 10_240)):
+        assert grown_capacity(end) == want
+    for end in range(1, 20_000, 97):
+        capacity = grown_capacity(end)
+        step = max(CAPACITY_STEP, math.sqrt(12 * end) + CAPACITY_STEP / 2)  # √(12 end) rounded
+        assert capacity % CAPACITY_STEP == 0 and 0 <= capacity - end < step
+
+
+def test_a_reordered_state_is_read_from_its_own_buffers(onnx_files: dict[str, Path]) -> None:
+    """One-token calls reuse the session's binding to the buffers; a reordered state has new ones."""
+    step = OnnxStep(onnx_files["transformer"])
+    ids = np.random.default_rng(5).integers(4, 774, (3, 6))
+    state = step.start(3)
+    for i in range(5):
+        _, state = step.run(ids[:, i : i + 1], state)
+    order = np.array([2, 0, 1])
+    logits, _ = step.run(ids[order, 5:], state.select(order))
+    want, _ = OnnxStep(onnx_files["transformer"]).run(ids[order], step.start(3))
+    assert np.allclose(logits[:, 0], want[:, -1], atol=1e-5, rtol=0)
+    assert not np.allclose(logits[0, 0], want[1, -1], atol=1e-3, rtol=0)  # the rows do differ
 
 
 @pytest.mark.parametrize("name", ["transformer", "vae_gan"])

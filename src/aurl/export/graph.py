@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from aurl.models import MusicTransformerVAEGAN
 from aurl.models.attention import Attention
+from aurl.models.geometry import Geometry
 from aurl.models.positions import BeatFeatures, BeatState, rotate
 from aurl.models.transformer import Block
 from aurl.models.vae import Latent
@@ -178,15 +179,35 @@ class StepGraph(nn.Module):
             piece, bars, fine = z_parts
             z = Latent(piece, bars, fine, _rows(bars), _rows(fine))
             cond = m.condition(z, feats.bar, positions)
+        blocks = [block for block in m.decoder.blocks if isinstance(block, Block)]
+        # What every layer shares is computed once: onnxruntime spends about a microsecond per node
+        # whatever its size, which at batch 1 costs more than the arithmetic (docs/export.md).
+        # Every reshape takes its batch and length from `ids`, so all of them share one shape node.
+        step = _Shared(ids.shape[0], ids.shape[1], positions, *blocks[0].attn.rotary.angles(positions))
+        if blocks[0].attn.geometry.kind != "hierarchical":
+            step.mask = _buffered_mask(blocks[0].attn.geometry, positions, past[0].shape[2], past_length)
         new: list[Tensor] = []
-        for i, block in enumerate(m.decoder.blocks):
-            assert isinstance(block, Block)
-            x, k, v = _block_step(block, x, cond, past[2 * i], past[2 * i + 1], positions, past_length)
+        for i, block in enumerate(blocks):
+            x, k, v = _block_step(block, x, cond, past[2 * i], past[2 * i + 1], step, past_length)
             new += [k, v]
         logits = m.head(m.decoder.norm(x))
         last = feats.last()
         beat_out = torch.stack([last.time, last.bar, last.bar_time, last.bar_len], dim=1)
         return (logits, beat_out, *new)
+
+
+@dataclass
+class _Shared:
+    """What every layer of one step reads: batch and length (traced from `ids`), the new tokens'
+    positions (T,), their rotary angles cos, sin (T, dh) and, for full and sliding attention, the
+    (T, C + T) visibility mask over the cache buffer's slots and the new keys."""
+
+    batch: int
+    length: int
+    positions: Tensor
+    cos: Tensor
+    sin: Tensor
+    mask: Tensor | None = None
 
 
 def _rows(level: Tensor) -> Tensor:
@@ -195,38 +216,47 @@ def _rows(level: Tensor) -> Tensor:
 
 
 def _block_step(
-    block: Block, x: Tensor, cond: Tensor | None, past_k: Tensor, past_v: Tensor, positions: Tensor,
+    block: Block, x: Tensor, cond: Tensor | None, past_k: Tensor, past_v: Tensor, step: _Shared,
     past_length: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """One decoder layer over new tokens x (B, T, D) at `positions` after the cache: buffers
-    (B, H, C, dh) whose first `past_length` slots are filled. Returns x and the keys (rotated, or
-    unrotated for hierarchical attention) and values of the new tokens, (B, H, T, dh) each."""
+    """One decoder layer over new tokens x (B, T, D) after the cache: buffers (B, H, C, dh) whose
+    first `past_length` slots are filled. Returns x and the keys (rotated, or unrotated for
+    hierarchical attention) and values of the new tokens, (B, H, T, dh) each.
+
+    The projection is `Attention._project`'s arithmetic laid out for the graph: queries and keys
+    rotate as one tensor (one set of rotary nodes per layer, not two)."""
     x = block._with_cond(x, cond)
-    attn = block.attn
-    b, t, d = x.shape
-    q, k, v, k_raw = (u.transpose(1, 2) for u in attn._project(block.norm1(x), positions))
-    if attn.geometry.kind == "hierarchical":
+    attn, b, t = block.attn, step.batch, step.length
+    qkv = attn.qkv(block.norm1(x)).view(b, t, 3, attn.h, attn.dh).permute(2, 0, 3, 1, 4)  # (3, B, H, T, dh)
+    qk = rotate(qkv[:2], step.cos, step.sin)
+    q, k, v = qk[0], qk[1], qkv[2]
+    if step.mask is None:  # hierarchical
         # A tensor end (not an int) keeps the length an input of the traced graph.
         filled = torch.arange(past_length[0], device=x.device)  # type: ignore[call-overload]
-        keys_raw = torch.cat([past_k.index_select(2, filled), k_raw], 2)
+        keys_raw = torch.cat([past_k.index_select(2, filled), qkv[1]], 2)
         values = torch.cat([past_v.index_select(2, filled), v], 2)
-        out, k = _hierarchical(attn, q, keys_raw, values, positions), k_raw
+        out, k = _hierarchical(attn, q, keys_raw, values, step.positions), qkv[1]
     else:
-        out = _buffered_attention(attn, q, k, v, past_k, past_v, positions, past_length)
-    x = x + attn.out(out.transpose(1, 2).reshape(b, t, d))
+        out = _buffered_attention(attn, q, k, v, past_k, past_v, step.mask)
+    x = x + attn.out(out.transpose(1, 2).reshape(b, t, attn.h * attn.dh))
     return x + block.ffn(block.norm2(x)), k, v
 
 
-def _buffered_attention(
-    attn: Attention, q: Tensor, k: Tensor, v: Tensor, past_k: Tensor, past_v: Tensor, positions: Tensor,
-    past_length: Tensor,
-) -> Tensor:  # fmt: skip
-    """Full or sliding attention of queries q (B, H, T, dh) over the filled buffer slots and the new
-    keys k and values v, without joining them: one softmax over both sets of scores."""
-    g, capacity = attn.geometry, past_k.shape[2]
-    slots = torch.arange(capacity, device=q.device)
+def _buffered_mask(g: Geometry, positions: Tensor, capacity: int, past_length: Tensor) -> Tensor:
+    """(T, C + T) bool: which of the C buffer slots (the first `past_length` filled) and of the T
+    new tokens each new token at `positions` sees, by the layer's rule (full or sliding)."""
+    slots = torch.arange(capacity, device=positions.device)
     seen = g.local_allowed(positions, slots) & (slots < past_length)[None]  # (T, C)
-    mask = torch.cat([seen, g.local_allowed(positions, positions)], dim=1)  # (T, C + T)
+    return torch.cat([seen, g.local_allowed(positions, positions)], dim=1)
+
+
+def _buffered_attention(
+    attn: Attention, q: Tensor, k: Tensor, v: Tensor, past_k: Tensor, past_v: Tensor, mask: Tensor
+) -> Tensor:
+    """Full or sliding attention of queries q (B, H, T, dh) over the buffer slots and the new keys
+    k and values v that `mask` (T, C + T) lets them see, without joining the two sets: one softmax
+    over both sets of scores."""
+    capacity = past_k.shape[2]
     scores = torch.cat([q @ past_k.transpose(-1, -2), q @ k.transpose(-1, -2)], dim=-1) * attn.dh**-0.5
     weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
     return weights[..., :capacity] @ past_v + weights[..., capacity:] @ v
