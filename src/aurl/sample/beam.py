@@ -30,6 +30,7 @@ def normalised(row: Row, length_penalty: float) -> float:
     return row.log_prob / max(1, row.new_length) ** length_penalty
 
 
+@torch.inference_mode()  # as `generate`: no gradients, less work per small operation
 def beam_search(
     decoder: Decoder,
     *,
