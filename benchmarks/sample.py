@@ -25,10 +25,10 @@ shared. transformers lives outside the project's environment; from the repositor
     /work/venvs/bench/bin/python benchmarks/sample.py --only "b1 " --repeats 3   # batch 1 alone
 
 `--long 10000` measures something else: the time per token (model and sampling) along one piece of
-10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention, the full one also
-exported to int8 ONNX (on a CPU), and for the GPT-2 peer, as medians over tokens 100-1100, the
-middle 1000 and the last 1000. Windowed attention keeps a bounded cache, so its time should stay
-flat; full attention's grows with the piece.
+10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention, the full and
+hierarchical ones also exported to int8 ONNX (on a CPU), and for the GPT-2 peer, as medians over
+tokens 100-1100, the middle 1000 and the last 1000. Windowed attention keeps a bounded cache, so
+its time should stay flat; full attention's grows with the piece.
 
 docs/sample.md holds the figures of the last run.
 """
@@ -139,7 +139,7 @@ def aurl_run(
     return sampling_run(decoder, batch, tokens)
 
 
-def onnx_decoder(preset: str, fmt: str, threads: int) -> Any:
+def onnx_decoder(preset: str, fmt: str, threads: int, attention: str = "full") -> Any:
     """The model exported by `aurl export --format fmt` (onnx or int8) to ONNX, as a Decoder run by
     onnxruntime with as many threads as torch: the fastest CPU path aurl offers at batch 1."""
     import tempfile
@@ -151,7 +151,7 @@ def onnx_decoder(preset: str, fmt: str, threads: int) -> Any:
 
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "model.safetensors"
-        save_weights(aurl_model(preset), source, {"vocab_version": VOCAB_VERSION})
+        save_weights(aurl_model(preset, attention), source, {"vocab_version": VOCAB_VERSION})
         exported = Path(export_model(source, fmt, Path(folder) / "model.onnx").out)
         return OnnxDecoder(exported, threads=threads)  # the session holds the graph in memory
 
@@ -286,8 +286,8 @@ def long_step_times(
 
     aurl runs each attention kind through the decoder `aurl sample` picks for it (FastDecoder for
     full attention, the model's own `step` for the windowed kinds), and on a CPU also the full
-    attention model exported to int8 ONNX; the peer is HF's GPT-2 of the same size with enough
-    positions, timed between the calls of a logits processor.
+    and hierarchical attention models exported to int8 ONNX; the peer is HF's GPT-2 of the same
+    size with enough positions, timed between the calls of a logits processor.
     """
     from aurl.config import SampleConfig
     from aurl.sample import FastDecoder, TopK, TopP, TorchDecoder, generate
@@ -305,7 +305,8 @@ def long_step_times(
         for kind in LONG_ATTENTION
     }  # fmt: skip
     if device == "cpu":
-        decoders["aurl onnx int8 full"] = lambda: onnx_decoder(preset, "int8", threads)
+        for kind in ("full", "hierarchical"):
+            decoders[f"aurl onnx int8 {kind}"] = lambda kind=kind: onnx_decoder(preset, "int8", threads, kind)
     for name, build in decoders.items():
         if not picked(name, only):
             continue

@@ -35,12 +35,14 @@ def load(path: str) -> tuple[ort.InferenceSession, dict]:
 
 def empty_state(layout: dict, capacity: int) -> dict[str, np.ndarray]:
     """Inputs of the first step for one stream: start beat, cache buffers of `capacity` slots with
-    none filled yet, and z = 0 in vae modes."""
+    none filled yet, no block summaries yet (hierarchical attention), and z = 0 in vae modes."""
     state = {"beat": np.array([layout["start_beat"]], np.int64), "past_length": np.array([0], np.int64)}
     for i in range(layout["layers"]):
         for kind in ("key", "value"):
             shape = (1, layout["heads"], capacity, layout["head_dim"])
             state[f"past_{kind}.{i}"] = np.zeros(shape, np.float32)
+            if layout["attention"] == "hierarchical":  # (1, heads, finished blocks, head_dim)
+                state[f"past_summary_{kind}.{i}"] = np.zeros(shape[:2] + (0, shape[3]), np.float32)
     if layout["latent"]:  # the prior mean: no bars or windows given, each reads z = 0
         zg, zb, zf = layout["latent"]
         state |= {
@@ -53,12 +55,16 @@ def empty_state(layout: dict, capacity: int) -> dict[str, np.ndarray]:
 
 def step(session: ort.InferenceSession, layout: dict, token: int, state: dict) -> np.ndarray:
     """Feed one token; return the next token's logits (V,). The state moves on in place: the
-    token's keys and values go into the next free slot of the buffers."""
+    token's keys and values go into the next free slot of the buffers, and the summary of a block
+    the token finishes (hierarchical attention) after the summaries before it."""
     logits, beat, *new = session.run(None, {"ids": np.array([[token]], np.int64), **state})
-    slot = int(state["past_length"][0])
-    for i in range(layout["layers"]):
-        state[f"past_key.{i}"][:, :, slot] = new[2 * i][:, :, 0]
-        state[f"past_value.{i}"][:, :, slot] = new[2 * i + 1][:, :, 0]
+    slot, layers = int(state["past_length"][0]), layout["layers"]
+    for i in range(layers):
+        for j, kind in enumerate(("key", "value")):
+            state[f"past_{kind}.{i}"][:, :, slot] = new[2 * i + j][:, :, 0]
+            if layout["attention"] == "hierarchical":
+                name = f"past_summary_{kind}.{i}"
+                state[name] = np.concatenate([state[name], new[2 * layers + 2 * i + j]], axis=2)
     state["beat"], state["past_length"] = beat, np.array([slot + 1], np.int64)
     return logits[0, -1]
 

@@ -107,14 +107,43 @@ def test_step_graph_in_chunks_matches_one_model_step(mode: str, overrides: dict)
         # Buffers of 40 slots full of noise: the step must read only the slots it was told are filled.
         noise = torch.Generator().manual_seed(2)
         past = [torch.randn(2, layout.heads, 40, layout.head_dim, generator=noise) for _ in layout.past_names]
-        pieces = []
-        for lo, hi in ((0, 11), (11, 12), (12, 30)):
-            logits, beat, *new = graph(ids[:, lo:hi], beat, torch.tensor([lo]), *z_parts, *past)
-            for buffer, entries in zip(past, new, strict=True):
+        summaries = [torch.zeros(2, layout.heads, 0, layout.head_dim) for _ in layout.summary_past_names]
+        pieces, n_summaries = [], []
+        for lo, hi in ((0, 11), (11, 12), (12, 13), (13, 15), (15, 16), (16, 30)):
+            logits, beat, *new = graph(ids[:, lo:hi], beat, torch.tensor([lo]), *z_parts, *past, *summaries)
+            for buffer, entries in zip(past, new, strict=False):
                 assert entries.shape == (2, layout.heads, hi - lo, layout.head_dim)
                 buffer[:, :, lo:hi] = entries
+            finished = new[len(past) :]
+            summaries = [torch.cat(pair, 2) for pair in zip(summaries, finished, strict=True)]
+            n_summaries.append(summaries[0].shape[2] if summaries else 0)
             pieces.append(logits)
     assert torch.allclose(torch.cat(pieces, 1), want, atol=1e-5, rtol=0)
+    if layout.summarised:  # blocks of 8 tokens finish at 8, 16 and 24 (three summaries at the end)
+        assert n_summaries == [1, 1, 1, 1, 2, 3]
+
+
+def test_a_hierarchical_step_reads_only_its_window_and_the_summaries() -> None:
+    """The per-token cost must not grow with the piece: slots before the local window are never
+    read (NaN there would reach the logits), the finished blocks come in as summaries."""
+    model = tiny_model("transformer", **HIERARCHICAL)  # blocks and windows of 8 tokens
+    graph = StepGraph(model)
+    layout = graph.layout
+    ids = torch.randint(4, 774, (1, 30), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        want, _ = model.step(ids, None)
+        past = [torch.zeros(1, layout.heads, 32, layout.head_dim) for _ in layout.past_names]
+        summaries = [torch.zeros(1, layout.heads, 0, layout.head_dim) for _ in layout.summary_past_names]
+        beat = torch.tensor([layout.start_beat])
+        for t in range(30):
+            for buffer in past:
+                buffer[:, :, : max(0, t + 1 - 8)] = float("nan")  # older than every new key's window
+            logits, beat, *new = graph(ids[:, t : t + 1], beat, torch.tensor([t]), *past, *summaries)
+            for buffer, entries in zip(past, new, strict=False):
+                buffer[:, :, t : t + 1] = entries
+            summaries = [torch.cat(pair, 2) for pair in zip(summaries, new[len(past) :], strict=True)]
+            assert torch.allclose(logits[0, 0], want[0, t], atol=1e-5, rtol=0), t
+    assert summaries[0].shape[2] == 30 // 8 and not summaries[0].isnan().any()
 
 
 def test_layout_round_trips_through_json() -> None:

@@ -236,14 +236,19 @@ def test_verify_without_onnxruntime_names_the_extra(
         export_model(transformer_file, "onnx", tmp_path / "m.onnx", verify=True)
 
 
+@pytest.mark.parametrize("name", ["vae_gan", "hierarchical"])
 def test_example_script_samples_a_midi_file_without_torch(
-    onnx_files: dict[str, Path], tmp_path: Path
+    name: str, onnx_files: dict[str, Path], tmp_path: Path
 ) -> None:
+    model = onnx_files.get(name)
+    if model is None:  # blocks of 8: 150 tokens finish 18 of them, one summary each
+        source = save_tiny(tmp_path, name, attention="hierarchical", local_window=8, global_tokens=3)
+        model = Path(export_model(source, "onnx", tmp_path / "hier.onnx").out)
     out = tmp_path / "song.mid"
     script = Path(__file__).resolve().parents[2] / "examples" / "onnx_sample.py"
     code = (
         "import runpy, sys; sys.modules['torch'] = None; "  # any torch import would now fail
-        f"sys.argv = ['x', {str(onnx_files['vae_gan'])!r}, '--out', {str(out)!r}, '--tokens', '150', "
+        f"sys.argv = ['x', {str(model)!r}, '--out', {str(out)!r}, '--tokens', '150', "
         "'--top-k', '20', '--seed', '4']; "
         f"runpy.run_path({str(script)!r}, run_name='__main__')"
     )
@@ -303,21 +308,32 @@ def test_compile_is_refused_for_an_exported_model(onnx_files: dict[str, Path], t
     assert not (tmp_path / "a.mid").exists()
 
 
+HIERARCHICAL_LAYOUT = (
+    '{"layers": 1, "heads": 2, "head_dim": 8, "vocab_size": 774, "attention": "hierarchical", '
+    '"latent": null, "start_beat": [0, 0, 0, 32]}'
+)
+
+
 @pytest.mark.parametrize(
     ("layout", "message"),
-    [(None, "not an aurl ONNX export"), ('{"layers": 2}', "exported by an older aurl")],
-    ids=["foreign", "old-layout"],
+    [
+        (None, "not an aurl ONNX export"),
+        ('{"layers": 2}', "returns the whole cache"),
+        (HIERARCHICAL_LAYOUT, "recomputes every block summary"),
+    ],
+    ids=["foreign", "old-layout", "old-hierarchical"],
 )
 def test_an_onnx_file_of_another_kind_is_refused_in_one_line(
     layout: str | None, message: str, tmp_path: Path
 ) -> None:
     from onnx import TensorProto, helper
 
-    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "sequence"])
+    name = "past_length" if layout == HIERARCHICAL_LAYOUT else "ids"  # the buffered cache came first
+    ids = helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
     out = helper.make_tensor_value_info("logits", TensorProto.INT64, ["batch", "sequence"])
-    graph = helper.make_graph([helper.make_node("Identity", ["ids"], ["logits"])], "g", [ids], [out])
+    graph = helper.make_graph([helper.make_node("Identity", [name], ["logits"])], "g", [ids], [out])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    if layout is not None:  # an aurl export of the layout before the cache buffers: no past_length
+    if layout is not None:  # an export from before the cache buffers, or before the summary inputs
         proto.metadata_props.add(key=LAYOUT_KEY, value=layout)
     path = tmp_path / "other.onnx"
     onnx.save(proto, str(path))

@@ -6,23 +6,30 @@ sample token by token:
 
     inputs   ids (B, T) int64, beat (B, 4) int64, past_length (1,) int64, [z_piece (B, Zg),
              z_bar (B, NB, Zb), z_fine (B, NW, Zf) in vae modes], past_key.i / past_value.i
-             (B, H, C, dh) per layer: buffers whose first P = past_length slots hold the cache
-    outputs  logits (B, T, V), beat_out (B, 4), new_key.i / new_value.i (B, H, T, dh)
+             (B, H, C, dh) per layer: buffers whose first P = past_length slots hold the cache,
+             [past_summary_key.i / past_summary_value.i (B, H, S, dh): hierarchical attention's
+             summaries of the S = P // local finished blocks]
+    outputs  logits (B, T, V), beat_out (B, 4), new_key.i / new_value.i (B, H, T, dh),
+             [new_summary_key.i / new_summary_value.i (B, H, N, dh): the blocks these T tokens
+             finish, N = (P + T) // local - S]
 
 The runtime keeps the buffers (capacity C >= P, grown in steps) and writes each call's new keys
 and values into slots P .. P + T itself, so a step copies no cache (when the step returned the
-grown cache, every token copied all of it: docs/export.md has the cost). Full and sliding
-attention read the buffers as they are, slots from P on masked; hierarchical attention, which
-recomputes its block summaries from the unrotated keys anyway, gathers the first P. `beat` holds
-the `BeatState` (time, bar, bar_time, bar_len in grid steps). The step reuses the model's own
-modules (embeddings, projections, rotary angles, visibility rule, feed-forward, head); only the
-cache bookkeeping and a cummax-free beat computation (ONNX has no cumulative maximum) are written
-here, and `verify` checks the result against `model.step`.
+grown cache, every token copied all of it: docs/export.md has the cost); it appends the new
+summaries to the summary inputs the same way. Full and sliding attention read the buffers as they
+are, slots from P on masked. Hierarchical attention keeps its keys unrotated: a call reads only the
+last `local` slots (its local window, rotated at their positions, and the rest of the block being
+filled) and the summaries, so its cost does not grow with the piece but for one summary per block.
+`beat` holds the `BeatState` (time, bar, bar_time, bar_len in grid steps). The step reuses the
+model's own modules (embeddings, projections, rotary angles, visibility rule, feed-forward, head);
+only the cache bookkeeping and a cummax-free beat computation (ONNX has no cumulative maximum) are
+written here, and `verify` checks the result against `model.step`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -81,12 +88,27 @@ class StepLayout:
         return [f"new_{kind}.{i}" for i in range(self.layers) for kind in ("key", "value")]
 
     @property
+    def summary_past_names(self) -> list[str]:
+        """Hierarchical attention's summary inputs, layer 0's key first; none for the other kinds."""
+        return [f"past_summary_{n.removeprefix('past_')}" for n in self.past_names if self.summarised]
+
+    @property
+    def summary_new_names(self) -> list[str]:
+        return [f"new_summary_{n.removeprefix('new_')}" for n in self.new_names if self.summarised]
+
+    @property
+    def summarised(self) -> bool:
+        """Does the step carry block summaries (hierarchical attention)?"""
+        return self.attention == "hierarchical"
+
+    @property
     def input_names(self) -> list[str]:
-        return ["ids", "beat", "past_length", *(Z_INPUTS if self.latent else ()), *self.past_names]
+        z = Z_INPUTS if self.latent else ()
+        return ["ids", "beat", "past_length", *z, *self.past_names, *self.summary_past_names]
 
     @property
     def output_names(self) -> list[str]:
-        return ["logits", "beat_out", *self.new_names]
+        return ["logits", "beat_out", *self.new_names, *self.summary_new_names]
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """Batch, sequence, capacity, bars and windows axes of every input and output."""
@@ -101,6 +123,8 @@ class StepLayout:
         }
         axes.update({name: {0: "batch", 2: "capacity"} for name in self.past_names})
         axes.update({name: {0: "batch", 2: "sequence"} for name in self.new_names})
+        axes.update({name: {0: "batch", 2: "summaries"} for name in self.summary_past_names})
+        axes.update({name: {0: "batch", 2: "new_summaries"} for name in self.summary_new_names})
         return {name: value for name, value in axes.items() if name in self.input_names + self.output_names}
 
     def to_json(self) -> str:
@@ -157,7 +181,7 @@ class StepGraph(nn.Module):
     Args:
         model: the model to export, in eval mode. Every attention kind works on an untrimmed cache:
             the sliding window becomes a mask over it, and hierarchical attention keeps its keys
-            unrotated and recomputes the block summaries from them (`_hierarchical`).
+            unrotated and its block summaries as inputs of their own (`_hierarchical`).
     """
 
     def __init__(self, model: MusicTransformerVAEGAN) -> None:
@@ -166,10 +190,11 @@ class StepGraph(nn.Module):
         self.layout = StepLayout.of(model)
 
     def forward(self, ids: Tensor, beat: Tensor, past_length: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
-        """Logits (B, T, V), the next beat row (B, 4) and the new keys and values per layer."""
-        m = self.model
-        n_z = 3 if self.layout.latent else 0
-        z_parts, past = rest[:n_z], rest[n_z:]
+        """Logits (B, T, V), the next beat row (B, 4), the new keys and values per layer and, for
+        hierarchical attention, the summaries of the blocks these tokens finish per layer."""
+        m, lay = self.model, self.layout
+        n_z, n_past = (3 if lay.latent else 0), len(lay.past_names)
+        z_parts, past, summaries = rest[:n_z], rest[n_z : n_z + n_past], rest[n_z + n_past :]
         state = BeatState(beat[:, 0], beat[:, 1], beat[:, 2], beat[:, 3])
         feats = beat_features(ids, m._tables(), state)
         positions = torch.arange(ids.shape[1], device=ids.device) + past_length
@@ -180,20 +205,24 @@ class StepGraph(nn.Module):
             z = Latent(piece, bars, fine, _rows(bars), _rows(fine))
             cond = m.condition(z, feats.bar, positions)
         blocks = [block for block in m.decoder.blocks if isinstance(block, Block)]
-        # What every layer shares is computed once: onnxruntime spends about a microsecond per node
-        # whatever its size, which at batch 1 costs more than the arithmetic (docs/export.md).
-        # Every reshape takes its batch and length from `ids`, so all of them share one shape node.
+        # What every layer shares is computed once: onnxruntime spends a fraction of a microsecond
+        # per node whatever its size, which over hundreds of nodes adds up at batch 1
+        # (docs/export.md). Every reshape takes its batch and length from `ids`, so all of them
+        # share one shape node.
         step = _Shared(ids.shape[0], ids.shape[1], positions, *blocks[0].attn.rotary.angles(positions))
-        if blocks[0].attn.geometry.kind != "hierarchical":
+        if not lay.summarised:
             step.mask = _buffered_mask(blocks[0].attn.geometry, positions, past[0].shape[2], past_length)
         new: list[Tensor] = []
+        new_summaries: list[Tensor] = []
         for i, block in enumerate(blocks):
-            x, k, v = _block_step(block, x, cond, past[2 * i], past[2 * i + 1], step, past_length)
-            new += [k, v]
+            pair = slice(2 * i, 2 * i + 2)
+            x, *out = _block_step(block, x, cond, past[pair], summaries[pair], step, past_length)
+            new += out[:2]
+            new_summaries += out[2:]
         logits = m.head(m.decoder.norm(x))
         last = feats.last()
         beat_out = torch.stack([last.time, last.bar, last.bar_time, last.bar_len], dim=1)
-        return (logits, beat_out, *new)
+        return (logits, beat_out, *new, *new_summaries)
 
 
 @dataclass
@@ -216,12 +245,14 @@ def _rows(level: Tensor) -> Tensor:
 
 
 def _block_step(
-    block: Block, x: Tensor, cond: Tensor | None, past_k: Tensor, past_v: Tensor, step: _Shared,
-    past_length: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """One decoder layer over new tokens x (B, T, D) after the cache: buffers (B, H, C, dh) whose
-    first `past_length` slots are filled. Returns x and the keys (rotated, or unrotated for
-    hierarchical attention) and values of the new tokens, (B, H, T, dh) each.
+    block: Block, x: Tensor, cond: Tensor | None, past: Sequence[Tensor], summaries: Sequence[Tensor],
+    step: _Shared, past_length: Tensor,
+) -> tuple[Tensor, ...]:  # fmt: skip
+    """One decoder layer over new tokens x (B, T, D) after the cache: key and value buffers
+    (B, H, C, dh) whose first `past_length` slots are filled, and (hierarchical attention) the
+    summary keys and values of the finished blocks. Returns x, the keys (rotated, or unrotated for
+    hierarchical attention) and values of the new tokens, (B, H, T, dh) each, and (hierarchical)
+    the summaries of the blocks they finish.
 
     The projection is `Attention._project`'s arithmetic laid out for the graph: queries and keys
     rotate as one tensor (one set of rotary nodes per layer, not two)."""
@@ -230,16 +261,13 @@ def _block_step(
     qkv = attn.qkv(block.norm1(x)).view(b, t, 3, attn.h, attn.dh).permute(2, 0, 3, 1, 4)  # (3, B, H, T, dh)
     qk = rotate(qkv[:2], step.cos, step.sin)
     q, k, v = qk[0], qk[1], qkv[2]
-    if step.mask is None:  # hierarchical
-        # A tensor end (not an int) keeps the length an input of the traced graph.
-        filled = torch.arange(past_length[0], device=x.device)  # type: ignore[call-overload]
-        keys_raw = torch.cat([past_k.index_select(2, filled), qkv[1]], 2)
-        values = torch.cat([past_v.index_select(2, filled), v], 2)
-        out, k = _hierarchical(attn, q, keys_raw, values, step.positions), qkv[1]
+    if step.mask is None:
+        out, finished = _hierarchical(attn, q, qkv[1], v, past, summaries, step.positions, past_length)
+        new = (qkv[1], v, *finished)
     else:
-        out = _buffered_attention(attn, q, k, v, past_k, past_v, step.mask)
+        out, new = _buffered_attention(attn, q, k, v, past[0], past[1], step.mask), (k, v)
     x = x + attn.out(out.transpose(1, 2).reshape(b, t, attn.h * attn.dh))
-    return x + block.ffn(block.norm2(x)), k, v
+    return (x + block.ffn(block.norm2(x)), *new)
 
 
 def _buffered_mask(g: Geometry, positions: Tensor, capacity: int, past_length: Tensor) -> Tensor:
@@ -262,33 +290,61 @@ def _buffered_attention(
     return weights[..., :capacity] @ past_v + weights[..., capacity:] @ v
 
 
-def _hierarchical(attn: Attention, q: Tensor, keys_raw: Tensor, values: Tensor, positions: Tensor) -> Tensor:
-    """Hierarchical attention of queries q (B, H, T, dh) over every key so far and their summaries.
+def _hierarchical(
+    attn: Attention, q: Tensor, k_raw: Tensor, v: Tensor, past: Sequence[Tensor], summaries: Sequence[Tensor],
+    positions: Tensor, past_length: Tensor,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+    """Hierarchical attention of queries q (B, H, T, dh) at `positions` over their local windows and
+    the block summaries, and the summaries of the blocks the new tokens finish.
 
-    Keys come before rotation (B, H, P + T, dh): each call rotates them at their
-    positions and recomputes every finished block's summary (mean key, rotated to the block
-    centre, and mean value), the same arithmetic as the model's cache, which grows them one block at
-    a time. A query sees its local window and the summaries of the `n_global` blocks before its own.
+    A query sees the `local` latest keys (itself included) and the summaries of the `n_global`
+    blocks before its own. The window of the new tokens starts at W = max(0, P + 1 - local); the
+    call reads buffer slots W .. P - 1 (unrotated keys, rotated here at their positions) beside
+    the new keys k_raw (unrotated) and values v. Those slots also hold every key of the block being
+    filled (it starts at S * local >= W), so a block the new tokens finish is summarised here with
+    the arithmetic of the model's cache: mean key rotated to the block centre, mean value.
+
+    Returns:
+        The attention output (B, H, T, dh) and the finished blocks' summary keys and values, each
+        (B, H, N, dh).
     """
-    g, (b, h, n, dh) = attn.geometry, keys_raw.shape
-    key_positions = torch.arange(n, device=q.device)
-    cos, sin = attn.rotary.angles(key_positions)
-    n_blocks = n // g.local
-    done = n_blocks * g.local
-    block_keys = keys_raw[:, :, :done].reshape(b, h, n_blocks, g.local, dh).mean(3)
-    block_values = values[:, :, :done].reshape(b, h, n_blocks, g.local, dh).mean(3)
-    blocks = torch.arange(n_blocks, device=q.device)
-    centre_cos, centre_sin = attn.rotary.angles((blocks + 0.5) * g.local - 0.5)
+    g, (b, h, t, dh) = attn.geometry, q.shape
+    past_k, past_v = past
+    summary_k, summary_v = summaries
+    start = torch.clamp(past_length[0] + 1 - g.local, min=0)
+    slots = torch.arange(start, past_length[0], device=q.device)  # type: ignore[call-overload]
+    keys_raw = torch.cat([past_k.index_select(2, slots), k_raw], 2)  # positions W .. P + T - 1
+    values = torch.cat([past_v.index_select(2, slots), v], 2)
+    key_positions = torch.arange(start, past_length[0] + t, device=q.device)  # type: ignore[call-overload]
+    # Blocks S .. S + N - 1 end within this call; their keys are slots S * local - W on of the window.
+    first = torch.div(past_length[0], g.local, rounding_mode="floor")
+    finished_end = torch.div(past_length[0] + t, g.local, rounding_mode="floor")
+    in_window = torch.arange(first * g.local - start, finished_end * g.local - start, device=q.device)  # type: ignore[call-overload]
+    n = in_window.shape[0] // g.local
+    block_keys = keys_raw.index_select(2, in_window).reshape(b, h, n, g.local, dh).mean(3)
+    block_values = values.index_select(2, in_window).reshape(b, h, n, g.local, dh).mean(3)
+    centres = torch.arange(first, finished_end, device=q.device) + 0.5  # type: ignore[call-overload]
+    centre_cos, centre_sin = attn.rotary.angles(centres * g.local - 0.5)
+    new_k, new_v = rotate(block_keys, centre_cos, centre_sin), block_values
+    all_k, all_v = torch.cat([summary_k, new_k], 2), torch.cat([summary_v, new_v], 2)
+    blocks = torch.arange(all_k.shape[2], device=q.device)
     own_block = torch.div(positions, g.local, rounding_mode="floor")[:, None]  # (T, 1)
     summary_mask = (blocks[None] <= own_block - 1) & (blocks[None] >= own_block - g.n_global)
     mask = torch.cat([g.local_allowed(positions, key_positions), summary_mask], dim=1)
-    all_keys = torch.cat([rotate(keys_raw, cos, sin), rotate(block_keys, centre_cos, centre_sin)], dim=2)
-    return F.scaled_dot_product_attention(q, all_keys, torch.cat([values, block_values], 2), attn_mask=mask)
+    cos, sin = attn.rotary.angles(key_positions)
+    keys = torch.cat([rotate(keys_raw, cos, sin), all_k], dim=2)
+    out = F.scaled_dot_product_attention(q, keys, torch.cat([values, all_v], 2), attn_mask=mask)
+    return out, (new_k, new_v)
 
 
-def example_inputs(layout: StepLayout, batch: int = 2, new: int = 3, past: int = 2) -> tuple[Tensor, ...]:
+def example_inputs(
+    layout: StepLayout, batch: int = 2, new: int = 3, past: int = 2, local: int = 0
+) -> tuple[Tensor, ...]:
     """Inputs of the given sizes to trace the step with (sizes > 1 keep every axis dynamic; the
-    buffers hold 3 slots more than are filled)."""
+    buffers hold 3 slots more than are filled). With hierarchical attention (`local`, its block
+    length) the past holds two finished blocks and one token and the new tokens finish two more."""
+    if layout.summarised:
+        past, new = 2 * local + 1, 2 * local + 1
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(4, layout.vocab_size, (batch, new), generator=generator)
     beat = torch.tensor([layout.start_beat] * batch, dtype=torch.long)
@@ -297,4 +353,6 @@ def example_inputs(layout: StepLayout, batch: int = 2, new: int = 3, past: int =
         zg, zb, zf = layout.latent
         z = [torch.randn(batch, zg), torch.randn(batch, 2, zb), torch.randn(batch, 2, zf)]
     kv = [torch.randn(batch, layout.heads, past + 3, layout.head_dim) for _ in layout.past_names]
-    return (ids, beat, torch.tensor([past]), *z, *kv)
+    shape = (batch, layout.heads, past // max(local, 1), layout.head_dim)  # the finished blocks
+    summaries = [torch.randn(shape) for _ in layout.summary_past_names]
+    return (ids, beat, torch.tensor([past]), *z, *kv, *summaries)

@@ -66,7 +66,7 @@ def _trace(graph: StepGraph, path: Path, opset: int) -> None:
         warnings.simplefilter("always")
         torch.onnx.export(
             graph,
-            example_inputs(layout),
+            example_inputs(layout, local=graph.model.config.local_window),
             str(path),
             dynamo=False,
             input_names=layout.input_names,

@@ -9,6 +9,7 @@ numpy are needed (the `aurl[export]` extra).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,18 +50,20 @@ class StepState:
             the first `length` slots are filled.
         length: P, the tokens seen so far.
         z: vae modes: z_piece (B, Zg), z_bar (B, NB, Zb), z_fine (B, NW, Zf); empty otherwise.
+        summaries: hierarchical attention: per layer the summary keys and values of the finished
+            blocks, each (B, H, S, dh), layer 0's key first; empty for the other kinds.
     """
 
     beat: np.ndarray
     past: tuple[np.ndarray, ...]
     length: int = 0
     z: tuple[np.ndarray, ...] = ()
+    summaries: tuple[np.ndarray, ...] = ()
 
     def select(self, index: np.ndarray) -> StepState:
         """The state of streams `index` (B',) int: beam reordering, or dropping finished streams."""
-        return StepState(
-            self.beat[index], tuple(p[index] for p in self.past), self.length, tuple(z[index] for z in self.z)
-        )
+        rows = lambda arrays: tuple(a[index] for a in arrays)  # noqa: E731
+        return StepState(self.beat[index], rows(self.past), self.length, rows(self.z), rows(self.summaries))
 
     def reserve(self, end: int) -> StepState:
         """This state with buffers of at least `end` slots (`grown_capacity(end)` when they grow)."""
@@ -68,7 +71,7 @@ class StepState:
         if end <= capacity:
             return self
         pad = ((0, 0), (0, 0), (0, grown_capacity(end) - capacity), (0, 0))
-        return StepState(self.beat, tuple(np.pad(p, pad) for p in self.past), self.length, self.z)
+        return dataclasses.replace(self, past=tuple(np.pad(p, pad) for p in self.past))
 
 
 class OnnxStep:
@@ -97,12 +100,13 @@ class OnnxStep:
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         if LAYOUT_KEY not in self.metadata:
             raise ExportError(f"'{path}' is not an aurl ONNX export (no {LAYOUT_KEY} metadata)")
-        if "past_length" not in {i.name for i in self.session.get_inputs()}:
-            raise ExportError(
-                f"'{path}' was exported by an older aurl (its step returns the whole cache); "
-                "export the model again with `aurl export`"
-            )
+        names = {i.name for i in self.session.get_inputs()}
+        older = f"'{path}' was exported by an older aurl (its step {{}}); export the model again"
+        if "past_length" not in names:
+            raise ExportError(older.format("returns the whole cache"))
         self.layout = StepLayout.from_json(self.metadata[LAYOUT_KEY])
+        if not names.issuperset(self.layout.summary_past_names):
+            raise ExportError(older.format("recomputes every block summary"))
         self._bound: _Binding | None = None  # the last call's binding, reused while it fits
 
     def start(self, batch: int, z: tuple[np.ndarray, ...] | None = None) -> StepState:
@@ -117,13 +121,16 @@ class OnnxStep:
         beat = np.tile(np.asarray(lay.start_beat, np.int64), (batch, 1))
         shape = (batch, lay.heads, grown_capacity(1), lay.head_dim)
         past = tuple(np.zeros(shape, np.float32) for _ in lay.past_names)
+        none_yet = (batch, lay.heads, 0, lay.head_dim)
+        summaries = tuple(np.zeros(none_yet, np.float32) for _ in lay.summary_past_names)
         if lay.latent is None:
-            return StepState(beat, past)
+            return StepState(beat, past, summaries=summaries)
         if z is None:
             zg, zb, zf = lay.latent
             z = (np.zeros((batch, zg), np.float32), np.zeros((batch, 0, zb), np.float32),
                  np.zeros((batch, 0, zf), np.float32))  # fmt: skip
-        return StepState(beat, past, 0, tuple(np.ascontiguousarray(part, np.float32) for part in z))
+        z = tuple(np.ascontiguousarray(part, np.float32) for part in z)
+        return StepState(beat, past, 0, z, summaries)
 
     def run(self, ids: np.ndarray, state: StepState) -> tuple[np.ndarray, StepState]:
         """Logits (B, T, V) float32 for ids (B, T) int64 after the tokens in `state`, and the new state.
@@ -146,10 +153,13 @@ class OnnxStep:
         bound = self._bound
         if bound is None or not bound.fits(state, ids.shape):
             bound = self._bound = _Binding(self.session, self.layout, state, ids.shape)
-        logits, beat, new = bound.run(ids, state)
+        logits, beat, new, finished = bound.run(ids, state)
         for buffer, entries in zip(state.past, new, strict=True):
             buffer[:, :, p : p + t] = entries
-        return logits, StepState(beat, state.past, p + t, state.z)
+        summaries = state.summaries
+        if finished and finished[0].shape[2]:  # a block filled up: one summary more per block
+            summaries = tuple(np.concatenate(pair, axis=2) for pair in zip(summaries, finished, strict=True))
+        return logits, StepState(beat, state.past, p + t, state.z, summaries)
 
 
 class _Binding:
@@ -160,12 +170,14 @@ class _Binding:
     and writes them in place) and a call only writes the new ids, beat and length into the bound
     input arrays: this saves about a tenth of a small model's step at batch 1 over
     `session.run`, which converts every input and output on every call. A state with other
-    buffers (grown, reordered) or another input shape needs a new binding.
+    buffers (grown, reordered, another block summarised) or another input shape needs a new
+    binding. The summaries a call finishes come in arrays onnxruntime allocates (most calls
+    finish none).
     """
 
     def __init__(self, session: Any, layout: StepLayout, state: StepState, shape: tuple[int, ...]) -> None:
         b, t = shape
-        self.past, self.z, self.shape = state.past, state.z, shape
+        self.arrays, self.shape = state.past + state.z + state.summaries, shape
         self.ids, self.beat, self.length = (np.zeros(s, np.int64) for s in (shape, (b, 4), (1,)))
         self.logits = np.empty((b, t, layout.vocab_size), np.float32)
         self.beat_out = np.empty((b, 4), np.int64)
@@ -176,23 +188,30 @@ class _Binding:
         if layout.latent is not None:
             inputs.update(zip(Z_INPUTS, state.z, strict=True))
         inputs.update(zip(layout.past_names, state.past, strict=True))
+        inputs.update(zip(layout.summary_past_names, state.summaries, strict=True))
         for name, array in inputs.items():
             self.io.bind_cpu_input(name, array)
         outputs = {"logits": self.logits, "beat_out": self.beat_out}
         outputs.update(zip(layout.new_names, self.new, strict=True))
         for name, array in outputs.items():
             self.io.bind_output(name, "cpu", 0, array.dtype, array.shape, array.ctypes.data)
+        self.summary_names, self.n_fixed = layout.summary_new_names, len(outputs)
 
     def fits(self, state: StepState, shape: tuple[int, ...]) -> bool:
-        """Are these the bound buffers and latent, and ids of the bound shape?"""
-        same = all(a is b for a, b in zip(state.past + state.z, self.past + self.z, strict=True))
-        return same and shape == self.shape
+        """Are these the bound buffers, latent and summaries, and ids of the bound shape?"""
+        arrays = state.past + state.z + state.summaries
+        return shape == self.shape and all(a is b for a, b in zip(arrays, self.arrays, strict=True))
 
-    def run(self, ids: np.ndarray, state: StepState) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """Logits (B, T, V) and the next beat (both fresh arrays) and the new keys and values (the
-        bound output arrays, valid until the next call)."""
+    def run(
+        self, ids: np.ndarray, state: StepState
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """Logits (B, T, V) and the next beat (both fresh arrays), the new keys and values (the
+        bound output arrays, valid until the next call) and the summaries of finished blocks."""
         self.ids[...] = ids
         self.beat[...] = state.beat
         self.length[0] = state.length
+        for name in self.summary_names:  # anew each call: onnxruntime would reuse the last shape
+            self.io.bind_output(name, "cpu")
         self.session.run_with_iobinding(self.io)
-        return self.logits.copy(), self.beat_out.copy(), self.new
+        finished = [value.numpy() for value in self.io.get_outputs()[self.n_fixed :]]
+        return self.logits.copy(), self.beat_out.copy(), self.new, finished
