@@ -61,3 +61,9 @@ def vae_sliding_file(model_dir: Path) -> Path:
 def vae_gan_file(model_dir: Path) -> Path:
     """A tiny vae_gan-mode model with full attention (its discriminator stays out of every export)."""
     return save_tiny(model_dir, "vae_gan", "vae_gan")
+
+
+@pytest.fixture(scope="session")
+def hierarchical_file(model_dir: Path) -> Path:
+    """A tiny transformer-mode model with hierarchical attention in blocks of 8 tokens."""
+    return save_tiny(model_dir, "hierarchical", **HIERARCHICAL)

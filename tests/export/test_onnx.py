@@ -43,6 +43,7 @@ def onnx_files(
     transformer_file: Path,
     vae_sliding_file: Path,
     vae_gan_file: Path,
+    hierarchical_file: Path,
 ) -> dict[str, Path]:
     """Each tiny model exported once for the module (test_verify_... verifies them)."""
     folder = tmp_path_factory.mktemp("onnx")
@@ -51,6 +52,7 @@ def onnx_files(
         ("transformer", transformer_file),
         ("vae_sliding", vae_sliding_file),
         ("vae_gan", vae_gan_file),
+        ("hierarchical", hierarchical_file),
     ):
         files[name] = Path(export_model(source, "onnx", folder / f"{name}.onnx").out)
     return files
@@ -160,7 +162,7 @@ def test_a_reordered_state_is_read_from_its_own_buffers(onnx_files: dict[str, Pa
     assert not np.allclose(logits[0, 0], want[1, -1], atol=1e-3, rtol=0)  # the rows do differ
 
 
-@pytest.mark.parametrize("name", ["transformer", "vae_gan"])
+@pytest.mark.parametrize("name", ["transformer", "vae_gan", "hierarchical"])
 @pytest.mark.parametrize("greedy", [True, False], ids=["greedy", "sampled"])
 def test_sampling_gives_the_same_tokens_as_pytorch(
     name: str, greedy: bool, onnx_files: dict[str, Path], request: pytest.FixtureRequest
@@ -240,10 +242,7 @@ def test_verify_without_onnxruntime_names_the_extra(
 def test_example_script_samples_a_midi_file_without_torch(
     name: str, onnx_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    model = onnx_files.get(name)
-    if model is None:  # blocks of 8: 150 tokens finish 18 of them, one summary each
-        source = save_tiny(tmp_path, name, attention="hierarchical", local_window=8, global_tokens=3)
-        model = Path(export_model(source, "onnx", tmp_path / "hier.onnx").out)
+    model = onnx_files[name]  # hierarchical: blocks of 8, so 150 tokens finish 18 of them
     out = tmp_path / "song.mid"
     script = Path(__file__).resolve().parents[2] / "examples" / "onnx_sample.py"
     code = (
