@@ -25,8 +25,8 @@ shared. transformers lives outside the project's environment; from the repositor
     /work/venvs/bench/bin/python benchmarks/sample.py --only "b1 " --repeats 3   # batch 1 alone
 
 `--long 10000` measures something else: the time per token (model and sampling) along one piece of
-10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention, the full and
-hierarchical ones also exported to int8 ONNX (on a CPU), and for the GPT-2 peer, as medians over
+10,000 tokens at batch 1, for aurl with full, sliding and hierarchical attention, each also
+exported to int8 ONNX (on a CPU), and for the GPT-2 peer, as medians over
 tokens 100-1100, the middle 1000 and the last 1000. Windowed attention keeps a bounded cache, so
 its time should stay flat; full attention's grows with the piece.
 
@@ -285,8 +285,8 @@ def long_step_times(
     """Seconds per token (model and sampling) along one piece of `tokens` new tokens at batch 1.
 
     aurl runs each attention kind through the decoder `aurl sample` picks for it (FastDecoder for
-    full attention, the model's own `step` for the windowed kinds), and on a CPU also the full
-    and hierarchical attention models exported to int8 ONNX; the peer is HF's GPT-2 of the same
+    full attention, the model's own `step` for the windowed kinds), and on a CPU also each model
+    exported to int8 ONNX; the peer is HF's GPT-2 of the same
     size with enough positions, timed between the calls of a logits processor.
     """
     from aurl.config import SampleConfig
@@ -305,7 +305,7 @@ def long_step_times(
         for kind in LONG_ATTENTION
     }  # fmt: skip
     if device == "cpu":
-        for kind in ("full", "hierarchical"):
+        for kind in LONG_ATTENTION:
             decoders[f"aurl onnx int8 {kind}"] = lambda kind=kind: onnx_decoder(preset, "int8", threads, kind)
     for name, build in decoders.items():
         if not picked(name, only):

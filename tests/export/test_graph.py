@@ -123,11 +123,14 @@ def test_step_graph_in_chunks_matches_one_model_step(mode: str, overrides: dict)
         assert n_summaries == [1, 1, 1, 1, 2, 3]
 
 
-def test_a_hierarchical_step_reads_only_its_window_and_the_summaries() -> None:
-    """The per-token cost must not grow with the piece: slots before the local window are never
-    read (NaN there would reach the logits), the finished blocks come in as summaries."""
-    model = tiny_model("transformer", **HIERARCHICAL)  # blocks and windows of 8 tokens
+@pytest.mark.parametrize("overrides", [HIERARCHICAL, SLIDING], ids=["hierarchical", "sliding"])
+def test_a_windowed_step_reads_only_its_window(overrides: dict) -> None:
+    """The per-token cost must not grow with the piece: buffer slots no new token can see are never
+    read (NaN there would reach the logits); hierarchical attention's finished blocks come in as
+    summaries."""
+    model = tiny_model("transformer", **overrides)
     graph = StepGraph(model)
+    g = model.decoder.blocks[0].attn.geometry
     layout = graph.layout
     ids = torch.randint(4, 774, (1, 30), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -137,13 +140,15 @@ def test_a_hierarchical_step_reads_only_its_window_and_the_summaries() -> None:
         beat = torch.tensor([layout.start_beat])
         for t in range(30):
             for buffer in past:
-                buffer[:, :, : max(0, t + 1 - 8)] = float("nan")  # older than every new key's window
+                buffer[:, :, : int(g.lo(torch.tensor(t)))] = float("nan")  # before the new token's window
             logits, beat, *new = graph(ids[:, t : t + 1], beat, torch.tensor([t]), *past, *summaries)
             for buffer, entries in zip(past, new, strict=False):
                 buffer[:, :, t : t + 1] = entries
             summaries = [torch.cat(pair, 2) for pair in zip(summaries, new[len(past) :], strict=True)]
             assert torch.allclose(logits[0, 0], want[0, t], atol=1e-5, rtol=0), t
-    assert summaries[0].shape[2] == 30 // 8 and not summaries[0].isnan().any()
+    if layout.summarised:  # blocks of 8 tokens
+        assert summaries[0].shape[2] == 30 // 8 and not summaries[0].isnan().any()
+    assert int(g.lo(torch.tensor(29))) > 0  # the test did hide slots
 
 
 def test_layout_round_trips_through_json() -> None:

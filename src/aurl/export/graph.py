@@ -210,8 +210,14 @@ class StepGraph(nn.Module):
         # (docs/export.md). Every reshape takes its batch and length from `ids`, so all of them
         # share one shape node.
         step = _Shared(ids.shape[0], ids.shape[1], positions, *blocks[0].attn.rotary.angles(positions))
+        g = blocks[0].attn.geometry
+        if g.kind == "sliding":
+            # The new tokens' windows start no earlier than the first one's: only those slots are
+            # read, so the time per token stays flat along the piece.
+            step.slots = torch.arange(g.lo(past_length[0]), past_length[0], device=ids.device)  # type: ignore[call-overload]
         if not lay.summarised:
-            step.mask = _buffered_mask(blocks[0].attn.geometry, positions, past[0].shape[2], past_length)
+            every = torch.arange(past[0].shape[2], device=ids.device)
+            step.mask = _buffered_mask(g, positions, every if step.slots is None else step.slots, past_length)
         new: list[Tensor] = []
         new_summaries: list[Tensor] = []
         for i, block in enumerate(blocks):
@@ -228,8 +234,9 @@ class StepGraph(nn.Module):
 @dataclass
 class _Shared:
     """What every layer of one step reads: batch and length (traced from `ids`), the new tokens'
-    positions (T,), their rotary angles cos, sin (T, dh) and, for full and sliding attention, the
-    (T, C + T) visibility mask over the cache buffer's slots and the new keys."""
+    positions (T,), their rotary angles cos, sin (T, dh), for sliding attention the buffer slots
+    a call reads (full attention reads them all) and, for full and sliding attention, the visibility
+    mask (T, slots read + T) over those slots and the new keys."""
 
     batch: int
     length: int
@@ -237,6 +244,7 @@ class _Shared:
     cos: Tensor
     sin: Tensor
     mask: Tensor | None = None
+    slots: Tensor | None = None
 
 
 def _rows(level: Tensor) -> Tensor:
@@ -265,29 +273,30 @@ def _block_step(
         out, finished = _hierarchical(attn, q, qkv[1], v, past, summaries, step.positions, past_length)
         new = (qkv[1], v, *finished)
     else:
-        out, new = _buffered_attention(attn, q, k, v, past[0], past[1], step.mask), (k, v)
+        past_k, past_v = past if step.slots is None else (p.index_select(2, step.slots) for p in past)
+        out, new = _buffered_attention(attn, q, k, v, past_k, past_v, step.mask), (k, v)
     x = x + attn.out(out.transpose(1, 2).reshape(b, t, attn.h * attn.dh))
     return (x + block.ffn(block.norm2(x)), *new)
 
 
-def _buffered_mask(g: Geometry, positions: Tensor, capacity: int, past_length: Tensor) -> Tensor:
-    """(T, C + T) bool: which of the C buffer slots (the first `past_length` filled) and of the T
-    new tokens each new token at `positions` sees, by the layer's rule (full or sliding)."""
-    slots = torch.arange(capacity, device=positions.device)
-    seen = g.local_allowed(positions, slots) & (slots < past_length)[None]  # (T, C)
+def _buffered_mask(g: Geometry, positions: Tensor, slots: Tensor, past_length: Tensor) -> Tensor:
+    """(T, S + T) bool: which of the S buffer `slots` read (the first `past_length` slots are
+    filled) and of the T new tokens each new token at `positions` sees, by the layer's rule (full
+    or sliding)."""
+    seen = g.local_allowed(positions, slots) & (slots < past_length)[None]  # (T, S)
     return torch.cat([seen, g.local_allowed(positions, positions)], dim=1)
 
 
 def _buffered_attention(
     attn: Attention, q: Tensor, k: Tensor, v: Tensor, past_k: Tensor, past_v: Tensor, mask: Tensor
 ) -> Tensor:
-    """Full or sliding attention of queries q (B, H, T, dh) over the buffer slots and the new keys
-    k and values v that `mask` (T, C + T) lets them see, without joining the two sets: one softmax
-    over both sets of scores."""
-    capacity = past_k.shape[2]
+    """Full or sliding attention of queries q (B, H, T, dh) over the S buffer slots read (past_k,
+    past_v) and the new keys k and values v that `mask` (T, S + T) lets them see, without joining
+    the two sets: one softmax over both sets of scores."""
+    n_slots = past_k.shape[2]
     scores = torch.cat([q @ past_k.transpose(-1, -2), q @ k.transpose(-1, -2)], dim=-1) * attn.dh**-0.5
     weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
-    return weights[..., :capacity] @ past_v + weights[..., capacity:] @ v
+    return weights[..., :n_slots] @ past_v + weights[..., n_slots:] @ v
 
 
 def _hierarchical(
