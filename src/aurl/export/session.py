@@ -28,9 +28,9 @@ CAPACITY_STEP = 64  # cache buffers hold a whole multiple of this many slots
 def grown_capacity(end: int) -> int:
     """Slots of a buffer grown to hold `end` tokens: `end` rounded up to a step of about √(12·end).
 
-    Attention reads every slot of a buffer on every token (those not filled are masked), so slack
-    costs about 0.5 µs per slot per token for the small model on a CPU, while a growth copies
-    the buffer once, about 3 µs per slot, every step of slots. A step s costs per token
+    Full attention reads every slot of a buffer on every token (those not filled are masked), so
+    slack costs about 0.5 µs per slot per token for the small model on a CPU, while a growth
+    copies the buffer once, about 3 µs per slot, every step of slots. A step s costs per token
     C·3/s + s/2·0.5 µs at C slots, least at s = √(12·C): 64 slots up to about 500 tokens (short
     pieces read little slack), 320 at 10,000 (few copies).
     """
