@@ -125,16 +125,16 @@ class ModelTiming:
 
     def __init__(self, inner: Sequence[LogitsProcessor]) -> None:
         self.inner = tuple(inner)
-        self.timing = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
-        self.timing[TIME_SHIFT.start : TIME_SHIFT.stop] = True
+        self.other = torch.ones(VOCAB_SIZE, dtype=torch.bool)  # every token but the time shifts
+        self.other[TIME_SHIFT.start : TIME_SHIFT.stop] = False
 
     def __call__(self, logits: Tensor, history: Tensor) -> Tensor:
-        timing = self.timing.to(logits.device)
+        other = self.other.to(logits.device)
         shaped = apply_processors(self.inner, logits, history).float().log_softmax(-1)
-        share = shaped.masked_fill(~timing, float("-inf")).logsumexp(-1, keepdim=True)
+        share = shaped.masked_fill(other, float("-inf")).logsumexp(-1, keepdim=True)
         # NaN in a row whose time shifts are all masked; such a row keeps them at -inf.
-        model = logits.float().masked_fill(~timing, float("-inf")).log_softmax(-1) + share
-        return torch.where(timing, model.nan_to_num(nan=float("-inf")), shaped)
+        model = logits.float().masked_fill(other, float("-inf")).log_softmax(-1) + share
+        return torch.where(other, shaped, model.nan_to_num(nan=float("-inf")))
 
 
 def build_processors(config: SampleConfig) -> list[LogitsProcessor]:
