@@ -269,6 +269,7 @@ def _block_step(
     qkv = attn.qkv(block.norm1(x)).view(b, t, 3, attn.h, attn.dh).permute(2, 0, 3, 1, 4)  # (3, B, H, T, dh)
     qk = rotate(qkv[:2], step.cos, step.sin)
     q, k, v = qk[0], qk[1], qkv[2]
+    new: tuple[Tensor, ...]
     if step.mask is None:
         out, finished = _hierarchical(attn, q, qkv[1], v, past, summaries, step.positions, past_length)
         new = (qkv[1], v, *finished)

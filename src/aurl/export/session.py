@@ -191,7 +191,7 @@ class _Binding:
         inputs.update(zip(layout.summary_past_names, state.summaries, strict=True))
         for name, array in inputs.items():
             self.io.bind_cpu_input(name, array)
-        outputs = {"logits": self.logits, "beat_out": self.beat_out}
+        outputs: dict[str, np.ndarray] = {"logits": self.logits, "beat_out": self.beat_out}
         outputs.update(zip(layout.new_names, self.new, strict=True))
         for name, array in outputs.items():
             self.io.bind_output(name, "cpu", 0, array.dtype, array.shape, array.ctypes.data)
