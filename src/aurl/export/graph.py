@@ -16,8 +16,9 @@ sample token by token:
 The runtime keeps the buffers (capacity C >= P, grown in steps) and writes each call's new keys
 and values into slots P .. P + T itself, so a step copies no cache (when the step returned the
 grown cache, every token copied all of it: docs/export.md has the cost); it appends the new
-summaries to the summary inputs the same way. Full and sliding attention read the buffers as they
-are, slots from P on masked. Hierarchical attention keeps its keys unrotated: a call reads only the
+summaries to the summary inputs the same way. Full attention reads the buffers as they are, slots
+from P on masked; sliding attention only the slots from its window start on. Hierarchical
+attention keeps its keys unrotated: a call reads only the
 last `local` slots (its local window, rotated at their positions, and the rest of the block being
 filled) and the summaries, so its cost does not grow with the piece but for one summary per block.
 `beat` holds the `BeatState` (time, bar, bar_time, bar_len in grid steps). The step reuses the
