@@ -18,9 +18,9 @@ and values into slots P .. P + T itself, so a step copies no cache (when the ste
 grown cache, every token copied all of it: docs/export.md has the cost); it appends the new
 summaries to the summary inputs the same way. Full attention reads the buffers as they are, slots
 from P on masked; sliding attention only the slots from its window start on. Hierarchical
-attention keeps its keys unrotated: a call reads only the
-last `local` slots (its local window, rotated at their positions, and the rest of the block being
-filled) and the summaries, so its cost does not grow with the piece but for one summary per block.
+attention keeps its keys unrotated: a call reads only the last `local` slots (its local window,
+rotated at their positions, and the rest of the block being filled) and the summaries, so its
+cost does not grow with the piece but for one summary per block.
 `beat` holds the `BeatState` (time, bar, bar_time, bar_len in grid steps). The step reuses the
 model's own modules (embeddings, projections, rotary angles, visibility rule, feed-forward, head);
 only the cache bookkeeping and a cummax-free beat computation (ONNX has no cumulative maximum) are
