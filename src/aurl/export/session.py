@@ -75,7 +75,8 @@ class StepState:
 
 
 class OnnxStep:
-    """An onnxruntime session over an aurl ONNX step (fp32 or int8).
+    """An onnxruntime session over an aurl ONNX step (fp32 or int8), for one thread at a time (its
+    calls share the arrays bound to the session).
 
     Args:
         path: the .onnx file written by `aurl export`.
