@@ -186,6 +186,8 @@ def test_vae_tasks(aurl: Any, models: dict[str, Path], tmp_path: Path) -> None:
         (["-m", "{corrupt}"], 1, "cannot read model file"),
         (["-m", "{old_vocab}"], 1, "vocabulary"),
         (["--primer", "{not_midi}"], 1, "not a MIDI file"),
+        (["--primer", "{tmp}/nothing.mid"], 2, "--primer '"),
+        (["--interpolate", "{midi}", "{tmp}/nothing.mid", "-o", "{tmp}/steps"], 2, "does not exist"),
         (["--scale", ""], 2, "empty scale"),
         (["--pitch-range", "0-200"], 2, "outside 0..127"),
         (["--key", "H minor"], 2, "not a key"),

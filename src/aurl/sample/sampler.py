@@ -82,7 +82,8 @@ def sample(
 
     Raises:
         ConfigError: an impossible constraint or setting (before the model loads).
-        UsageError: tasks that exclude each other, or a latent task on a transformer model.
+        UsageError: tasks that exclude each other, an input file that does not exist, or a latent
+            task on a transformer model.
         CheckpointError, MidiError: a model or input file that cannot be used.
     """
     started = time.perf_counter()
@@ -92,6 +93,7 @@ def sample(
     if num is not None:
         config = config.model_copy(update={"num": num})
     task = _task(primer, interpolate_between, reconstruct)
+    _require_inputs(primer, interpolate_between, reconstruct)
     count = config.steps if task == "interpolate" else config.num
     _job(config, count)  # the user's settings fail here, before any file is opened
     config = _with_model_recommended(config, decoder)
@@ -127,6 +129,18 @@ def sample(
         tokens_per_second=new_tokens / max(generation_s, 1e-9),
         seconds=time.perf_counter() - started,
     )
+
+
+def _require_inputs(primer: Path | None, pair: tuple[Path, Path] | None, reconstruct: Path | None) -> None:
+    """A missing input file is a usage error (exit 2), like a wrong flag, not a file that fails to read."""
+    named = [
+        ("--primer", primer),
+        ("--reconstruct", reconstruct),
+        *(("--interpolate", p) for p in pair or ()),
+    ]
+    for flag, path in named:
+        if path is not None and not Path(path).exists():
+            raise UsageError(f"{flag} '{path}' does not exist; pass a MIDI file")
 
 
 def _task(primer: Path | None, pair: tuple[Path, Path] | None, reconstruct: Path | None) -> str:
