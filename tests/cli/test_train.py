@@ -99,6 +99,13 @@ def test_resume_of_a_folder_that_is_no_run_fails_in_one_line(aurl, tmp_path: Pat
     assert line.startswith("error:") and "not a run folder" in line and str(tmp_path) in line
 
 
+def test_resume_of_a_folder_that_does_not_exist_is_a_usage_error(aurl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = aurl("resume", tmp_path / "nothing")
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and "does not exist" in line and "nothing" in line
+
+
 def test_bad_values_name_the_setting(aurl, ten: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = aurl("train", "--data", ten, "--run-dir", tmp_path, "--precision", "fp8")
     assert result.exit_code == 2 and "train.precision" in result.stderr and "fp8" in result.stderr

@@ -72,8 +72,11 @@ def run_settings(run_dir: str | Path, max_steps: int | None = None) -> AurlSetti
     """The settings a run was started with (its config.json), with `max_steps` as its new horizon.
 
     Raises:
+        UsageError: the folder does not exist (a missing input, as for every command).
         CheckpointError: no config.json, or one that is not valid settings.
     """
+    if not Path(run_dir).exists():
+        raise UsageError(f"run folder '{run_dir}' does not exist; pass the folder `aurl train` wrote")
     path = Path(run_dir) / CONFIG_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
