@@ -214,5 +214,7 @@ class _Binding:
         for name in self.summary_names:  # anew each call: onnxruntime would reuse the last shape
             self.io.bind_output(name, "cpu")
         self.session.run_with_iobinding(self.io)
-        finished = [value.numpy() for value in self.io.get_outputs()[self.n_fixed :]]
-        return self.logits.copy(), self.beat_out.copy(), self.new, finished
+        # Only hierarchical steps have outputs of their own allocation; the others skip the wrapping
+        # of every output that get_outputs would do on each token.
+        outputs = self.io.get_outputs()[self.n_fixed :] if self.summary_names else []
+        return self.logits.copy(), self.beat_out.copy(), self.new, [value.numpy() for value in outputs]
