@@ -78,6 +78,14 @@ def test_beat_features_match_the_models(
         assert torch.equal(getattr(got, name), getattr(want, name)), name
 
 
+def store(past: list[Tensor], summaries: list[Tensor], new: list[Tensor], at: int) -> list[Tensor]:
+    """What a runtime does with a step's outputs: the new keys and values into the buffers from slot
+    `at` on, the finished blocks' summaries after the earlier ones (returned)."""
+    for buffer, entries in zip(past, new, strict=False):
+        buffer[:, :, at : at + entries.shape[2]] = entries
+    return [torch.cat(pair, 2) for pair in zip(summaries, new[len(past) :], strict=True)]
+
+
 @pytest.mark.parametrize(
     ("mode", "overrides"),
     [("transformer", {}), ("vae", SLIDING), ("vae_gan", {}), ("vae", HIERARCHICAL)],
@@ -111,11 +119,10 @@ def test_step_graph_in_chunks_matches_one_model_step(mode: str, overrides: dict)
         pieces, n_summaries = [], []
         for lo, hi in ((0, 11), (11, 12), (12, 13), (13, 15), (15, 16), (16, 30)):
             logits, beat, *new = graph(ids[:, lo:hi], beat, torch.tensor([lo]), *z_parts, *past, *summaries)
-            for buffer, entries in zip(past, new, strict=False):
-                assert entries.shape == (2, layout.heads, hi - lo, layout.head_dim)
-                buffer[:, :, lo:hi] = entries
-            finished = new[len(past) :]
-            summaries = [torch.cat(pair, 2) for pair in zip(summaries, finished, strict=True)]
+            assert all(
+                entries.shape == (2, layout.heads, hi - lo, layout.head_dim) for entries in new[: len(past)]
+            )
+            summaries = store(past, summaries, new, lo)
             n_summaries.append(summaries[0].shape[2] if summaries else 0)
             pieces.append(logits)
     assert torch.allclose(torch.cat(pieces, 1), want, atol=1e-5, rtol=0)
@@ -142,9 +149,7 @@ def test_a_windowed_step_reads_only_its_window(overrides: dict) -> None:
             for buffer in past:
                 buffer[:, :, : int(g.lo(torch.tensor(t)))] = float("nan")  # before the new token's window
             logits, beat, *new = graph(ids[:, t : t + 1], beat, torch.tensor([t]), *past, *summaries)
-            for buffer, entries in zip(past, new, strict=False):
-                buffer[:, :, t : t + 1] = entries
-            summaries = [torch.cat(pair, 2) for pair in zip(summaries, new[len(past) :], strict=True)]
+            summaries = store(past, summaries, new, t)
             assert torch.allclose(logits[0, 0], want[0, t], atol=1e-5, rtol=0), t
     if layout.summarised:  # blocks of 8 tokens
         assert summaries[0].shape[2] == 30 // 8 and not summaries[0].isnan().any()
