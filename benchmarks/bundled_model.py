@@ -15,6 +15,10 @@
    metric the median overlap and its 10th percentile, and the share of draws in which every MusPy
    metric reaches 0.8 (a single set of 40 samples moves between 5 and 9 metrics of 11 with the
    sampling seed).
+5. Where the pitch gap comes from, two readings outside MusPy: the share of notes outside the
+   piece's seven commonest pitch classes in its first `OPENING` notes, and the share of pieces
+   whose first and last `OPENING` notes fit the same key best (Krumhansl-Schmuckler): Bach's
+   chorales open in their key and mostly close in it.
 
 Run: python benchmarks/bundled_model.py [--checkpoint bundled] [--num 40] [--seed 0] [--set top_p=0.9]
      python benchmarks/bundled_model.py --num 200 --draws 50      # the low-noise reading
@@ -30,15 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+from aurl.analyze.key import key_correlations
 from aurl.config import load_settings
 from aurl.data.corpus import bach_files
+from aurl.data.preprocess import find_midi_files
 from aurl.evaluate import EvaluateResult, evaluate_sets
 from aurl.evaluate.distributions import overlap_area
 from aurl.evaluate.features import SCALAR_FEATURES
+from aurl.midi import read_midi
 from aurl.sample import sample
 
 # The scalar features that MusPy defines (the rest are aurl's own: density and inter-onset interval).
 MUSPY_METRICS = SCALAR_FEATURES[: SCALAR_FEATURES.index("drum_pattern_consistency") + 1]
+OPENING = 48  # notes: about three bars of a four-part chorale
 
 
 def metric_values(report: EvaluateResult, which: str) -> dict[str, np.ndarray]:
@@ -126,6 +134,7 @@ def main() -> None:
             folder = args.out or Path(scratch)
             sample_prior(args, folder)
         report = evaluate_sets([folder], reference=test, training=train)
+        tonal = {"samples": tonal_readings(find_midi_files([folder]))}  # before the folder goes
 
     real = evaluate_sets(train, reference=test)
     test_values = metric_values(real, "reference")
@@ -149,11 +158,37 @@ def main() -> None:
         reached, draws = all_reach(overlaps)
         print(f"{name}: {reached} of {draws} draws of {args.size} reach >= 0.8 on every MusPy metric")
     print(f"Frechet feature distance {report.frechet_feature_distance:.3f}")
+    tonal |= {"test chorales": tonal_readings(list(test)), "train chorales": tonal_readings(list(train))}
+    for name, (outside, same, n) in tonal.items():
+        print(
+            f"{name}: {outside:.1%} of the first {OPENING} notes outside the piece's 7 commonest pitch "
+            f"classes; first and last {OPENING} notes in the same key in {same:.0%} of {n} pieces"
+        )
     memo = report.memorisation
     print(
         f"memorisation: mean copied share of {memo.window_bars}-bar windows {memo.mean_copied_share:.4f}, "
         f"longest copied span {memo.max_longest_span_bars} bars ({memo.known_files} known files)"
     )
+
+
+def tonal_readings(files: list[Path]) -> tuple[float, float, int]:
+    """Over the pieces of at least 2 * OPENING notes: the mean share of the first OPENING notes
+    outside the piece's seven commonest pitch classes, the share of pieces whose first and last
+    OPENING notes (by onset) fit the same key best, and how many pieces were read."""
+    outside, same = [], []
+    for file in files:
+        score = read_midi(file)
+        classes = (score.pitch % 12)[np.argsort(score.onset, kind="stable")]
+        if len(classes) < 2 * OPENING:
+            continue
+        common = np.argsort(np.bincount(classes, minlength=12))[-7:]
+        outside.append(1.0 - np.isin(classes[:OPENING], common).mean())
+        ends = np.stack([np.bincount(part, minlength=12) for part in (classes[:OPENING], classes[-OPENING:])])
+        best = key_correlations(ends).argmax(-1)
+        same.append(best[0] == best[1])
+    if not same:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(outside)), float(np.mean(same)), len(same)
 
 
 def sample_prior(args: argparse.Namespace, folder: Path) -> None:
