@@ -127,10 +127,7 @@ def test_sampling_on_a_gpu(aurl: Any, models: dict[str, Path], tmp_path: Path, c
     assert [[p[k] for k in same] for p in gpu["pieces"]] == [[p[k] for k in same] for p in cpu["pieces"]]
 
 
-def test_human_output_is_a_table(
-    aurl: Any, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("COLUMNS", "400")  # a long tmp_path would otherwise wrap inside its cell
+def test_human_output_is_a_table(aurl: Any, models: dict[str, Path], tmp_path: Path) -> None:
     result = aurl(
         "sample", "-m", models["transformer"], "-o", tmp_path / "x.mid", "--seed", "1", "--bars", "1"
     )
